@@ -1,0 +1,42 @@
+"""tryalloc: an executable model of the Linux series "bpf, mm: Introduce try_alloc_pages()".
+
+The facade: a configured machine (:class:`Kernel`, :class:`Config`), the strategies and searches
+that run scenarios on it, and the exceptions it raises.  The modules below mirror the kernel tree:
+``tryalloc.kernel`` (CPUs, contexts, locks, scheduling), ``tryalloc.lib`` (llist) and, as the model
+grows, ``tryalloc.mm`` and ``tryalloc.bpf``.
+"""
+from .config import Config
+from .errors import (
+    ConfigError,
+    ContextError,
+    DeadlockError,
+    InvalidContextError,
+    KernelReport,
+    LockdepError,
+    LockUsageError,
+    PerCpuCorruptionError,
+    ReplayError,
+    TryallocError,
+    UsageError,
+)
+from .kernel import (
+    ExploreResult,
+    Kernel,
+    Random,
+    Replay,
+    RunResult,
+    Scripted,
+    Serial,
+    When,
+    explore,
+    random_search,
+    replay,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config", "ConfigError", "ContextError", "DeadlockError", "ExploreResult", "InvalidContextError", "Kernel",
+    "KernelReport", "LockUsageError", "LockdepError", "PerCpuCorruptionError", "Random", "Replay", "ReplayError",
+    "RunResult", "Scripted", "Serial", "TryallocError", "UsageError", "When", "explore", "random_search", "replay",
+]

@@ -1,0 +1,99 @@
+"""The machine's configuration, as data, so one scenario runs under each setting.
+
+``Config`` mirrors the Kconfig switches the series cares about (``CONFIG_PREEMPT_RT``,
+``CONFIG_SMP``) plus the model's own switches (which detectors raise).  Unknown keys and values out
+of range raise :class:`~tryalloc.errors.ConfigError` naming the offending key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+from .errors import ConfigError
+
+#: How a detector reacts: raise its report, record it in ``Kernel.reports`` and go on, or stay quiet.
+DETECTOR_MODES = ("raise", "warn", "off")
+#: The detectors that can be tuned one by one.  Certain deadlocks always raise: a run cannot go on.
+DETECTORS = ("lockdep", "percpu", "invalid_context")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A configured machine.
+
+    nr_cpus
+        number of CPUs (``nr_cpu_ids``); 1 with ``smp=False``.
+    preempt_rt
+        ``CONFIG_PREEMPT_RT``: ``spinlock_t`` and ``local_lock_t`` become sleeping locks.
+    smp
+        ``CONFIG_SMP``; on a uniprocessor kernel ``spin_trylock`` always succeeds (the lock word is
+        compiled away), which is the latent hazard of spec sections 2.6 and 9.11.
+    detectors
+        mode per detector name in :data:`DETECTORS` (``"raise"`` by default).
+    nr_nodes, pages_per_node
+        NUMA nodes and the pages of the one zone (``ZONE_NORMAL``) each node has; CPUs are spread
+        over the nodes in order.  Small zones keep exhaustive searches small; 2**20 pages is 4 GiB.
+    max_order
+        ``MAX_PAGE_ORDER``: the largest buddy block is ``2**max_order`` pages (10 on x86-64).
+    pageblock_order
+        pages per pageblock as a power of two (9 on x86-64 with THP); at most ``max_order``.
+    thp
+        ``CONFIG_TRANSPARENT_HUGEPAGE``: ``pcp_allowed_order`` also admits ``HPAGE_PMD_ORDER``.
+    memcg, page_owner, debug_vm
+        ``CONFIG_MEMCG`` kmem accounting, page_owner tracking (``page_owner=on``), ``CONFIG_DEBUG_VM``
+        checks on the free path.
+    """
+
+    nr_cpus: int = 2
+    preempt_rt: bool = False
+    smp: bool = True
+    detectors: dict = field(default_factory=dict)
+    nr_nodes: int = 1
+    pages_per_node: int = 4096
+    max_order: int = 10
+    pageblock_order: int = 9
+    thp: bool = True
+    memcg: bool = True
+    page_owner: bool = False
+    debug_vm: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.nr_cpus, bool) or not isinstance(self.nr_cpus, int) or self.nr_cpus < 1:
+            raise ConfigError(f"nr_cpus must be a positive int, got {self.nr_cpus!r}")
+        if not self.smp and self.nr_cpus != 1:
+            raise ConfigError(f"a uniprocessor kernel (smp=False) has exactly 1 CPU, got nr_cpus={self.nr_cpus}")
+        for name, least in (("nr_nodes", 1), ("pages_per_node", 1), ("max_order", 0), ("pageblock_order", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ConfigError(f"{name} must be an int >= {least}, got {value!r}")
+        if self.nr_nodes > self.nr_cpus:
+            raise ConfigError(f"nr_nodes={self.nr_nodes} exceeds nr_cpus={self.nr_cpus}: every node needs a CPU")
+        if self.pageblock_order > self.max_order:
+            raise ConfigError(f"pageblock_order={self.pageblock_order} exceeds max_order={self.max_order}")
+        if self.pages_per_node % (1 << self.pageblock_order):
+            raise ConfigError(f"pages_per_node={self.pages_per_node} is not a multiple of a pageblock "
+                              f"({1 << self.pageblock_order} pages)")
+        for name in ("preempt_rt", "smp", "thp", "memcg", "page_owner", "debug_vm"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        for name, mode in self.detectors.items():
+            if name not in DETECTORS:
+                raise ConfigError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
+            if mode not in DETECTOR_MODES:
+                raise ConfigError(f"detector {name!r}: mode must be one of {DETECTOR_MODES}, got {mode!r}")
+
+    def detector(self, name: str) -> str:
+        """The mode of detector ``name``."""
+        return self.detectors.get(name, "raise")
+
+    def with_(self, **changes) -> Config:
+        """A copy with some settings changed (unknown names raise :class:`ConfigError`)."""
+        known = {f.name for f in fields(self)}
+        for key in changes:
+            if key not in known:
+                raise ConfigError(f"unknown configuration option {key!r}; known: {', '.join(sorted(known))}")
+        return replace(self, **changes)
+
+    @classmethod
+    def make(cls, **options) -> Config:
+        """Build a configuration from keyword options, naming any unknown option in the error."""
+        return cls().with_(**options)

@@ -1,0 +1,137 @@
+"""CPUs as stacks of execution contexts, and the kernel's context predicates.
+
+A CPU runs one task; interrupts arrive on top of whatever runs and return to it, so each CPU is a
+stack: ``task`` at the bottom, then possibly ``softirq``, ``hardirq`` and ``nmi`` frames.  The state
+the kernel keeps per CPU is kept here the same way:
+
+* ``preempt_count`` with the kernel's bit layout (``include/linux/preempt.h``): preemption depth in
+  bits 0-7, softirq in 8-15 (``SOFTIRQ_OFFSET`` while serving, ``SOFTIRQ_DISABLE_OFFSET`` per
+  ``local_bh_disable``), hardirq nesting in 16-19 and NMI nesting in 20-23;
+* the interrupt flag (``irqs_disabled()``), saved and restored around every interrupt;
+* ``migrate_disable`` depth of the running task (PREEMPT_RT pins tasks instead of disabling preemption).
+
+The predicates (``in_nmi``, ``in_hardirq``, ``in_task`` ...) read the *running* CPU, as in the kernel.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ContextError
+
+PREEMPT_OFFSET = 1 << 0
+SOFTIRQ_OFFSET = 1 << 8
+SOFTIRQ_DISABLE_OFFSET = 2 * SOFTIRQ_OFFSET
+HARDIRQ_OFFSET = 1 << 16
+NMI_OFFSET = 1 << 20
+PREEMPT_MASK = 0xFF
+SOFTIRQ_MASK = 0xFF << 8
+HARDIRQ_MASK = 0xF << 16
+NMI_MASK = 0xF << 20
+
+TASK, SOFTIRQ, HARDIRQ, NMI = "task", "softirq", "hardirq", "nmi"
+#: The interrupt kinds that can be injected, lowest priority first.
+INTERRUPT_KINDS = (SOFTIRQ, HARDIRQ, NMI)
+#: What entering each context adds to preempt_count (an NMI also counts as hardirq, as in the kernel).
+_ENTRY_OFFSET = {SOFTIRQ: SOFTIRQ_OFFSET, HARDIRQ: HARDIRQ_OFFSET, NMI: NMI_OFFSET + HARDIRQ_OFFSET}
+
+
+@dataclass(eq=False)
+class Task:
+    """A task (``struct task_struct``): what ``current`` points to in task context.
+
+    Fields are added by subsystems that keep per-task state (``active_memcg`` for memcg ...).
+    """
+
+    name: str
+    cpu: int
+    active_memcg: object = None
+    flags: int = 0
+
+
+@dataclass(eq=False)
+class Context:
+    """One frame of a CPU's stack: the task, or an interrupt running on top of it.
+
+    ``held`` lists the locks this context acquired and still holds, innermost last; lockdep-lite
+    keeps its dependency chains per context, as the kernel's lockdep keeps them per irq context.
+    """
+
+    kind: str
+    cpu: CPU
+    depth: int
+    saved_irqs_disabled: bool = False
+    saved_preempt_count: int = 0
+    held: list = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"CPU{self.cpu.id}/{self.kind}" if self.depth else f"CPU{self.cpu.id}/{self.cpu.task.name}"
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+class CPU:
+    """One simulated CPU: an id, its node, its task and its stack of contexts."""
+
+    def __init__(self, cpu_id: int, node: int = 0, task_name: str | None = None):
+        self.id = cpu_id
+        self.node = node
+        self.task = Task(task_name or f"task{cpu_id}", cpu_id)
+        self.stack: list[Context] = [Context(TASK, self, 0)]
+        self.preempt_count = 0
+        self.irqs_disabled = False
+        self.migrate_disabled = 0
+
+    @property
+    def top(self) -> Context:
+        """The context running now on this CPU."""
+        return self.stack[-1]
+
+    def path(self) -> str:
+        """The stack as text, bottom first: ``task>hardirq>nmi``."""
+        return ">".join(c.kind for c in self.stack)
+
+    # -- interrupts -------------------------------------------------------------------------
+    def can_take(self, kind: str) -> str | None:
+        """Why an interrupt of ``kind`` cannot arrive now, or ``None`` if it can.
+
+        Hard interrupts need interrupts enabled; a softirq runs only outside hardirq/NMI with bottom
+        halves and interrupts enabled and not while another softirq is served; an NMI arrives
+        anywhere except inside another NMI.
+        """
+        pc = self.preempt_count
+        if kind == NMI:
+            return "already in NMI" if pc & NMI_MASK else None
+        if kind == HARDIRQ:
+            if self.irqs_disabled:
+                return "interrupts are disabled"
+            return None
+        if kind == SOFTIRQ:
+            if pc & (NMI_MASK | HARDIRQ_MASK):
+                return "in hardirq or NMI"
+            if self.irqs_disabled:
+                return "interrupts are disabled"
+            if pc & SOFTIRQ_MASK:
+                return "bottom halves are disabled or a softirq is being served"
+            return None
+        raise ContextError(f"unknown interrupt kind {kind!r}; known: {', '.join(INTERRUPT_KINDS)}")
+
+    def enter(self, kind: str) -> Context:
+        """Push an interrupt frame (the caller checked :meth:`can_take`)."""
+        ctx = Context(kind, self, len(self.stack), self.irqs_disabled, self.preempt_count)
+        self.stack.append(ctx)
+        self.preempt_count += _ENTRY_OFFSET[kind]
+        # hard interrupts and NMIs run with interrupts off; a softirq runs with them on
+        self.irqs_disabled = kind != SOFTIRQ
+        return ctx
+
+    def leave(self, ctx: Context) -> None:
+        """Pop the interrupt frame ``ctx`` and restore what it interrupted."""
+        assert self.stack[-1] is ctx and ctx.depth > 0
+        self.stack.pop()
+        self.irqs_disabled = ctx.saved_irqs_disabled
+        self.preempt_count = ctx.saved_preempt_count
+
+    def __repr__(self) -> str:
+        return f"<CPU{self.id} {self.path()} pc={self.preempt_count:#x} irqs={'off' if self.irqs_disabled else 'on'}>"

@@ -1,0 +1,25 @@
+"""Locks: ``raw_spinlock_t``, ``spinlock_t``, ``local_lock_t``, and lockdep-lite that watches them."""
+from .local_lock import local_lock, local_lock_irqsave, local_lock_t, local_unlock, local_unlock_irqrestore
+from .spinlock import (
+    raw_spin_lock,
+    raw_spin_lock_irqsave,
+    raw_spin_trylock,
+    raw_spin_trylock_irqsave,
+    raw_spin_unlock,
+    raw_spin_unlock_irqrestore,
+    raw_spinlock_t,
+    spin_lock,
+    spin_lock_irqsave,
+    spin_trylock,
+    spin_trylock_irqsave,
+    spin_unlock,
+    spin_unlock_irqrestore,
+    spinlock_t,
+)
+
+__all__ = [
+    "local_lock", "local_lock_irqsave", "local_lock_t", "local_unlock", "local_unlock_irqrestore",
+    "raw_spin_lock", "raw_spin_lock_irqsave", "raw_spin_trylock", "raw_spin_trylock_irqsave", "raw_spin_unlock",
+    "raw_spin_unlock_irqrestore", "raw_spinlock_t", "spin_lock", "spin_lock_irqsave", "spin_trylock",
+    "spin_trylock_irqsave", "spin_unlock", "spin_unlock_irqrestore", "spinlock_t",
+]

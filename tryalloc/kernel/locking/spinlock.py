@@ -1,0 +1,256 @@
+"""``raw_spinlock_t`` and ``spinlock_t``, with the kernel's lock, trylock and irqsave variants.
+
+* ``raw_spinlock_t`` always spins, with preemption disabled.
+* ``spinlock_t`` spins the same way on !PREEMPT_RT.  On PREEMPT_RT it is a sleeping lock (an
+  rt_mutex): taking it in NMI or hard-IRQ context, with interrupts or preemption disabled, is an
+  invalid context; so is ``spin_trylock`` in NMI or hard-IRQ (it would make the interrupted task look
+  like the owner, see spec 0.1); and the ``_irqsave`` variants leave interrupts enabled.
+* On a uniprocessor kernel (``smp=False``) the lock word is compiled away: taking a lock never waits
+  and ``spin_trylock`` always succeeds, so two contexts can end up inside one critical section (the
+  latent hazard of spec 9.11), which the ``percpu`` detector reports.
+
+Every acquire, try and release first announces itself to the scheduler (``point``), then acts.
+A context that spins on a lock held lower on its own CPU's stack can never get it: that is reported
+at once as a :class:`~tryalloc.errors.DeadlockError`.  The ``_irqsave`` forms return the saved
+:class:`~tryalloc.kernel.preempt.IrqFlags`; ``spin_trylock_irqsave`` returns them on success and
+``None`` on failure (C returns a bool and writes ``flags`` through a macro argument).
+"""
+from __future__ import annotations
+
+from ...errors import DeadlockError, InvalidContextError, LockUsageError, PerCpuCorruptionError
+from ..context import HARDIRQ_MASK, NMI_MASK, PREEMPT_MASK
+from ..preempt import IrqFlags, check_flags, local_irq_restore, local_irq_save
+from ..report import compose, interrupt_scenario
+from ..sched import event, point, running, wait_for
+
+
+class raw_spinlock_t:
+    """A spinning lock.  ``owner`` is the context holding it (``None`` when free); ``cls`` is the
+    lockdep class, shared by all instances of one lock in the source (``&zone->lock``)."""
+
+    sleeps_on_rt = False
+
+    def __init__(self, name: str, cls: str | None = None):
+        self.name = name
+        self.cls = cls or name
+        self.owner = None
+        self.shadowed: list = []  # on UP: holders an interrupting context walked past
+
+    def __repr__(self) -> str:
+        who = self.owner.name if self.owner is not None else "free"
+        return f"<{type(self).__name__} {self.name}: {who}>"
+
+
+class spinlock_t(raw_spinlock_t):
+    """``spinlock_t``: a spinning lock, or a sleeping one under PREEMPT_RT."""
+
+    sleeps_on_rt = True
+
+
+def _sleeps(run, lock) -> bool:
+    return lock.sleeps_on_rt and run.kernel.config.preempt_rt
+
+
+def _invalid_context(run, lock, op: str, why: str) -> InvalidContextError:
+    cpu = run.cpu
+    body = (f"{cpu.top.name} ({cpu.path()}) called {op}({lock.name}) on PREEMPT_RT, where "
+            f"{lock.name} is a sleeping lock: {why}")
+    return InvalidContextError(compose(f"{op}({lock.name}) in invalid context", body, "", run.cpus, run.events))
+
+
+def _check_may_sleep(run, lock, op: str) -> None:
+    cpu = run.cpu
+    pc = cpu.preempt_count
+    why = ("in NMI" if pc & NMI_MASK else "in hard-IRQ" if pc & HARDIRQ_MASK
+           else "with interrupts disabled" if cpu.irqs_disabled
+           else "with preemption disabled" if pc & PREEMPT_MASK else None)
+    if why:
+        run.kernel.detect("invalid_context", _invalid_context(run, lock, op, why))
+
+
+def _pin(run, sleeping: bool) -> None:
+    # a spinning lock disables preemption; a sleeping one (RT) only pins the task to the CPU
+    if sleeping:
+        run.cpu.migrate_disabled += 1
+    else:
+        run.cpu.preempt_count += 1
+
+
+def _unpin(run, sleeping: bool) -> None:
+    if sleeping:
+        run.cpu.migrate_disabled -= 1
+    else:
+        run.cpu.preempt_count -= 1
+
+
+def _take(run, lock, ctx) -> None:
+    """Make ``ctx`` the owner.  On UP there is no lock word, so an owner already there is
+    shadowed: both contexts are now inside the section, which the percpu detector reports."""
+    if lock.owner is not None:
+        lock.shadowed.append(lock.owner)
+        cpu = run.cpu
+        body = (f"{ctx.name} entered the critical section of {lock.name} while {lock.owner.name} is "
+                f"inside it: on a uniprocessor kernel spin locks are compiled away, so nothing kept "
+                f"it out")
+        scen = interrupt_scenario(cpu.id, f"lock({lock.name})", ctx.kind, f"lock({lock.name})")
+        run.kernel.detect("percpu", PerCpuCorruptionError(
+            compose(f"{ctx.name} and {lock.owner.name} both inside {lock.name}", body, scen, run.cpus, run.events)))
+    lock.owner = ctx
+    ctx.held.append(lock)
+    event("acquired", lock)
+
+
+def _aa_deadlock(run, lock, ctx, op: str) -> DeadlockError:
+    cpu = run.cpu
+    owner = lock.owner
+    verb = "sleeps" if _sleeps(run, lock) else "spins"
+    body = (f"{ctx.name} ({cpu.path()}) is trying to acquire lock:\n    {lock.name}\n"
+            f"but the lock is held by {owner.name}, which it interrupted on the same CPU:\n"
+            f"{owner.name} cannot run again until {ctx.name} returns, and {ctx.name} {verb} forever.")
+    if owner is ctx:
+        body = (f"{ctx.name} ({cpu.path()}) is trying to acquire lock:\n    {lock.name}\n"
+                f"which it already holds itself.")
+        scen = f"       CPU{cpu.id}\n       ----\n  lock({lock.name});\n  lock({lock.name});\n\n *** DEADLOCK ***"
+    else:
+        scen = interrupt_scenario(cpu.id, f"lock({lock.name})", ctx.kind, f"{op}({lock.name})")
+    return DeadlockError(compose(f"{ctx.name} {verb} on {lock.name} held by {owner.name} on the same CPU",
+                                 body, scen, run.cpus, run.events), title="WARNING: deadlock: "
+                         f"{ctx.name} {verb} on {lock.name} held by {owner.name}")
+
+
+def _lock(lock, op: str) -> None:
+    run = running()
+    sleeping = _sleeps(run, lock)
+    if sleeping:
+        _check_may_sleep(run, lock, op)
+    point(op, lock)
+    ctx = run.cpu.stack[-1]
+    _pin(run, sleeping)
+    smp = run.kernel.config.smp
+    if smp and lock.owner is not None and lock.owner.cpu is run.cpu:
+        raise _aa_deadlock(run, lock, ctx, op)
+    run.kernel.lockdep.acquire(lock, ctx, trylock=False)
+    if smp and lock.owner is not None:
+        event("sleep" if sleeping else "spin", lock)
+        wait_for(lock)
+    _take(run, lock, ctx)
+
+
+def _trylock(lock, op: str) -> bool:
+    run = running()
+    sleeping = _sleeps(run, lock)
+    if sleeping and run.cpu.preempt_count & (NMI_MASK | HARDIRQ_MASK):
+        why = "in NMI" if run.cpu.preempt_count & NMI_MASK else "in hard-IRQ"
+        run.kernel.detect("invalid_context", _invalid_context(
+            run, lock, op, f"{why}, an rt_mutex trylock would make the interrupted task look like the owner"))
+    point(op, lock)
+    ctx = run.cpu.stack[-1]
+    if run.kernel.config.smp and lock.owner is not None:
+        event("trylock-failed", lock)
+        return False
+    _pin(run, sleeping)
+    run.kernel.lockdep.acquire(lock, ctx, trylock=True)
+    _take(run, lock, ctx)
+    return True
+
+
+def _check_owner(run, lock, op: str) -> None:
+    ctx = run.cpu.stack[-1]
+    if not isinstance(lock, raw_spinlock_t):
+        raise LockUsageError(f"{op}: {lock!r} is not a spin lock")
+    if lock.owner is None:
+        raise LockUsageError(f"{op}({lock.name}) on CPU{run.cpu.id}: the lock is not held")
+    if lock.owner is not ctx:
+        where = "on another CPU" if lock.owner.cpu is not run.cpu else "by another context of this CPU"
+        raise LockUsageError(f"{op}({lock.name}) by {ctx.name}: the lock is held {where}, by {lock.owner.name}")
+
+
+def _unlock(lock, op: str) -> None:
+    run = running()
+    _check_owner(run, lock, op)
+    point(op, lock)
+    ctx = run.cpu.stack[-1]
+    ctx.held.remove(lock)
+    lock.owner = lock.shadowed.pop() if lock.shadowed else None
+    run.kernel.lockdep.release(lock, ctx)
+    _unpin(run, _sleeps(run, lock))
+
+
+# --- the kernel's API --------------------------------------------------------------------------
+def raw_spin_lock(lock: raw_spinlock_t) -> None:
+    _lock(lock, "raw_spin_lock")
+
+
+def raw_spin_trylock(lock: raw_spinlock_t) -> bool:
+    return _trylock(lock, "raw_spin_trylock")
+
+
+def raw_spin_unlock(lock: raw_spinlock_t) -> None:
+    _unlock(lock, "raw_spin_unlock")
+
+
+def raw_spin_lock_irqsave(lock: raw_spinlock_t) -> IrqFlags:
+    flags = local_irq_save()
+    _lock(lock, "raw_spin_lock_irqsave")
+    return flags
+
+
+def raw_spin_trylock_irqsave(lock: raw_spinlock_t) -> IrqFlags | None:
+    flags = local_irq_save()
+    if _trylock(lock, "raw_spin_trylock_irqsave"):
+        return flags
+    local_irq_restore(flags)
+    return None
+
+
+def raw_spin_unlock_irqrestore(lock: raw_spinlock_t, flags: IrqFlags) -> None:
+    check_flags(flags)
+    _unlock(lock, "raw_spin_unlock_irqrestore")
+    local_irq_restore(flags)
+
+
+def spin_lock(lock: spinlock_t) -> None:
+    _lock(lock, "spin_lock")
+
+
+def spin_trylock(lock: spinlock_t) -> bool:
+    return _trylock(lock, "spin_trylock")
+
+
+def spin_unlock(lock: spinlock_t) -> None:
+    _unlock(lock, "spin_unlock")
+
+
+def _keep_irqs() -> IrqFlags:
+    # PREEMPT_RT: spin_lock_irqsave() on a sleeping lock leaves interrupts as they are
+    cpu = running().cpu
+    return IrqFlags(cpu.id, cpu.irqs_disabled)
+
+
+def spin_lock_irqsave(lock: spinlock_t) -> IrqFlags:
+    run = running()
+    if _sleeps(run, lock):
+        flags = _keep_irqs()
+        _lock(lock, "spin_lock_irqsave")
+        return flags
+    flags = local_irq_save()
+    _lock(lock, "spin_lock_irqsave")
+    return flags
+
+
+def spin_trylock_irqsave(lock: spinlock_t) -> IrqFlags | None:
+    run = running()
+    if _sleeps(run, lock):
+        flags = _keep_irqs()
+        return flags if _trylock(lock, "spin_trylock_irqsave") else None
+    flags = local_irq_save()
+    if _trylock(lock, "spin_trylock_irqsave"):
+        return flags
+    local_irq_restore(flags)
+    return None
+
+
+def spin_unlock_irqrestore(lock: spinlock_t, flags: IrqFlags) -> None:
+    check_flags(flags)
+    _unlock(lock, "spin_unlock_irqrestore")
+    local_irq_restore(flags)

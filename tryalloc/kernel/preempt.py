@@ -1,0 +1,124 @@
+"""Context predicates and the per-CPU preemption, interrupt and bottom-half switches.
+
+Mirrors ``include/linux/preempt.h``, ``include/linux/irqflags.h`` and ``include/linux/bottom_half.h``.
+Each reads or changes the state of the CPU running the caller.  ``local_irq_save()`` returns an
+:class:`IrqFlags` value instead of writing to a ``flags`` variable passed by name, as Python cannot.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ContextError
+from .context import HARDIRQ_MASK, NMI_MASK, PREEMPT_MASK, SOFTIRQ_DISABLE_OFFSET, SOFTIRQ_MASK, SOFTIRQ_OFFSET
+from .sched import this_cpu
+
+
+def preempt_count() -> int:
+    return this_cpu().preempt_count
+
+
+def in_nmi() -> bool:
+    return bool(this_cpu().preempt_count & NMI_MASK)
+
+
+def in_hardirq() -> bool:
+    """True in a hard interrupt *or* an NMI, as in the kernel (an NMI also adds HARDIRQ_OFFSET)."""
+    return bool(this_cpu().preempt_count & HARDIRQ_MASK)
+
+
+def in_serving_softirq() -> bool:
+    return bool(this_cpu().preempt_count & SOFTIRQ_OFFSET)
+
+
+def in_task() -> bool:
+    return not this_cpu().preempt_count & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_OFFSET)
+
+
+def in_interrupt() -> bool:
+    return bool(this_cpu().preempt_count & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_MASK))
+
+
+def irqs_disabled() -> bool:
+    return this_cpu().irqs_disabled
+
+
+def preemptible() -> bool:
+    cpu = this_cpu()
+    return cpu.preempt_count == 0 and not cpu.irqs_disabled
+
+
+def smp_processor_id() -> int:
+    return this_cpu().id
+
+
+def preempt_disable() -> None:
+    this_cpu().preempt_count += 1
+
+
+def preempt_enable() -> None:
+    cpu = this_cpu()
+    if not cpu.preempt_count & PREEMPT_MASK:
+        raise ContextError(f"preempt_enable() on CPU{cpu.id} without a matching preempt_disable()")
+    cpu.preempt_count -= 1
+
+
+def migrate_disable() -> None:
+    this_cpu().migrate_disabled += 1
+
+
+def migrate_enable() -> None:
+    cpu = this_cpu()
+    if not cpu.migrate_disabled:
+        raise ContextError(f"migrate_enable() on CPU{cpu.id} without a matching migrate_disable()")
+    cpu.migrate_disabled -= 1
+
+
+def local_bh_disable() -> None:
+    this_cpu().preempt_count += SOFTIRQ_DISABLE_OFFSET
+
+
+def local_bh_enable() -> None:
+    cpu = this_cpu()
+    if (cpu.preempt_count & SOFTIRQ_MASK) < SOFTIRQ_DISABLE_OFFSET:
+        raise ContextError(f"local_bh_enable() on CPU{cpu.id} without a matching local_bh_disable()")
+    cpu.preempt_count -= SOFTIRQ_DISABLE_OFFSET
+
+
+@dataclass(frozen=True)
+class IrqFlags:
+    """The saved interrupt state that ``*_irqsave`` returns and ``*_irqrestore`` takes back.
+
+    ``cpu`` records where it was saved: restoring it on another CPU is a usage error.
+    """
+
+    cpu: int
+    disabled: bool
+
+
+def local_irq_save() -> IrqFlags:
+    cpu = this_cpu()
+    flags = IrqFlags(cpu.id, cpu.irqs_disabled)
+    cpu.irqs_disabled = True
+    return flags
+
+
+def check_flags(flags: IrqFlags) -> None:
+    """Refuse flags that are not an :class:`IrqFlags` saved on this CPU (before anything changes)."""
+    cpu = this_cpu()
+    if not isinstance(flags, IrqFlags):
+        raise ContextError(f"expected the IrqFlags returned by an *_irqsave() call, got {flags!r}")
+    if flags.cpu != cpu.id:
+        raise ContextError(f"restoring on CPU{cpu.id} interrupt flags saved on CPU{flags.cpu}")
+
+
+def local_irq_restore(flags: IrqFlags) -> None:
+    check_flags(flags)
+    this_cpu().irqs_disabled = flags.disabled
+
+
+def local_irq_disable() -> None:
+    this_cpu().irqs_disabled = True
+
+
+def local_irq_enable() -> None:
+    this_cpu().irqs_disabled = False

@@ -1,0 +1,397 @@
+"""Deterministic scheduling of simulated CPUs.
+
+Each CPU's task runs in its own greenlet (a stackful coroutine), so model code stays plain functions
+that read like the kernel's.  Before every operation another CPU could observe (a lock acquire, try
+or release, an llist step, entering a per-CPU section) the code *announces* it with :func:`point`;
+control then returns to the scheduler, which picks the next action:
+
+* ``RUN`` a CPU (the one that just announced, or another: a context switch), or
+* inject an interrupt on a CPU where one can arrive; the handler runs to completion nested on top of
+  what that CPU was doing, announcing its own points on the way.
+
+A context that spins on a busy lock is simply not runnable until the lock is free.  The sequence of
+choices is the schedule; written as a replay string and replayed, it reproduces the run event for
+event, because nothing else in the model is nondeterministic (no threads, no clocks, no hashing of
+addresses).
+
+The strategies here pick one schedule: :class:`Serial` (the first option every time),
+:class:`Replay`, :class:`Random` (seeded) and :class:`Scripted` (for the book: run in order, inject
+an interrupt when a named event happens).  Searching many schedules is :mod:`tryalloc.kernel.explore`.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from greenlet import greenlet
+
+from ..errors import ContextError, KernelReport, ReplayError
+from .context import CPU, INTERRUPT_KINDS, Context
+
+RUN, IRQ = 0, 1
+
+#: The run in progress (only one runs at a time: no threads).
+_run: Run | None = None
+
+
+# --- what model code calls -------------------------------------------------------------------
+def running() -> Run:
+    """The run in progress; model code may only execute inside one."""
+    if _run is None:
+        raise ContextError("model code runs only inside Kernel.run() or Kernel.call()")
+    return _run
+
+
+def this_cpu() -> CPU:
+    """The CPU executing the caller (``smp_processor_id()`` is ``this_cpu().id``)."""
+    return running().cpu
+
+
+def current_context() -> Context:
+    """The innermost context of the running CPU."""
+    return running().cpu.stack[-1]
+
+
+def point(op: str, obj: object = None) -> None:
+    """Announce the operation ``op`` on ``obj`` (a lock, a list...) and let the scheduler choose
+    what runs next.  Returns when this CPU is chosen to go on and perform it."""
+    run = _run
+    if run is None:
+        raise ContextError("model code runs only inside Kernel.run() or Kernel.call()")
+    run.log(op, obj)
+    run.yield_to_hub()
+
+
+def event(op: str, obj: object = None) -> None:
+    """Record an event that is not a scheduling point (a tracepoint firing, a counter change)."""
+    running().log(op, obj)
+
+
+def wait_for(lock) -> None:
+    """Spin (or sleep) until ``lock.owner`` is ``None``.  The CPU is not runnable meanwhile, but
+    interrupts that may arrive still do; the scheduler reports a deadlock when no CPU can run."""
+    run = running()
+    cpu = run.cpu
+    cpu.waiting = lock
+    while lock.owner is not None:
+        run.yield_to_hub()
+    cpu.waiting = None
+
+
+# --- schedules -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Interrupt:
+    """A source of interrupts: ``handler`` runs as a ``kind`` interrupt on ``cpu``, at most
+    ``budget`` times per run, wherever the scheduler injects it."""
+
+    cpu: int
+    kind: str
+    handler: Callable[[], object]
+    budget: int = 1
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or getattr(self.handler, "__name__", "handler")
+
+
+class Strategy:
+    """Chooses among the options at each scheduling point.
+
+    ``options`` is a list of ``(RUN, cpu_id)`` and ``(IRQ, source_index)`` pairs; a ``RUN`` of the
+    CPU that ran last, when it can go on, is always first.  ``choose`` returns an index into it.
+    """
+
+    def choose(self, run: Run, options: list) -> int:
+        raise NotImplementedError
+
+    def finish(self, run: Run) -> None:
+        """Called once when the run has ended normally."""
+
+
+class Serial(Strategy):
+    """Always the first option: keep running the current CPU, never inject."""
+
+    def choose(self, run, options):
+        return 0
+
+
+class Replay(Strategy):
+    """Follow a replay string; past its end, take the first option (as the string was trimmed)."""
+
+    def __init__(self, replay: str):
+        self.fingerprint, self.choices = decode(replay)
+        self.replay = replay
+
+    def choose(self, run, options):
+        i = run.nchoices
+        if i >= len(self.choices):
+            return 0
+        c = self.choices[i]
+        if c >= len(options):
+            raise ReplayError(
+                f"replay {self.replay!r} does not fit this scenario: step {i} picks option {c} "
+                f"but only {len(options)} exist"
+            )
+        return c
+
+    def finish(self, run):
+        if run.nchoices < len(self.choices):
+            raise ReplayError(
+                f"replay {self.replay!r} does not fit this scenario: the run ended after "
+                f"{run.nchoices} choices, the string has {len(self.choices)}"
+            )
+
+
+class Random(Strategy):
+    """A uniformly random option at every point, from a seeded generator (reproducible)."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self.rng = random.Random(seed)
+
+    def choose(self, run, options):
+        return self.rng.randrange(len(options))
+
+
+@dataclass(frozen=True)
+class When:
+    """A trigger for :class:`Scripted`: when ``cpu`` logs an event with operation ``op`` (and, if
+    given, on an object named ``obj``, in a context of kind ``context``), inject ``inject`` on it."""
+
+    cpu: int
+    op: str
+    inject: str
+    obj: str | None = None
+    context: str | None = None
+    nth: int = 1
+
+
+class Scripted(Strategy):
+    """For the book: run the CPUs in order (the lowest-numbered runnable first, or ``order``), and
+    inject interrupts when the events named by ``triggers`` happen."""
+
+    def __init__(self, *triggers: When, order: tuple[int, ...] | None = None):
+        self.triggers = list(triggers)
+        self.order = order
+        self.seen = [0] * len(triggers)
+        self.pending: list[tuple[int, str]] = []
+        self.checked = 0  # events already matched against the triggers
+
+    def choose(self, run, options):
+        for ev in run.events[self.checked:]:
+            for i, t in enumerate(self.triggers):
+                if (ev[1] == t.cpu and ev[3] == t.op and (t.obj is None or ev[4] == t.obj)
+                        and (t.context is None or ev[2].rsplit(">", 1)[-1] == t.context)):
+                    self.seen[i] += 1
+                    if self.seen[i] == t.nth:
+                        self.pending.append((t.cpu, t.inject))
+        self.checked = len(run.events)
+        while self.pending:
+            cpu, kind = self.pending[0]
+            for idx, (what, arg) in enumerate(options):
+                if what == IRQ and run.sources[arg].cpu == cpu and run.sources[arg].kind == kind:
+                    self.pending.pop(0)
+                    return idx
+            break  # cannot arrive yet (irqs off): let the CPU go on until it can
+        runnable = [arg for what, arg in options if what == RUN]
+        for cpu in self.order or ():
+            if cpu in runnable:
+                return options.index((RUN, cpu))
+        return options.index((RUN, min(runnable))) if runnable else 0
+
+
+# --- replay strings --------------------------------------------------------------------------
+_REPLAY = re.compile(r"^ta1/(\d+)c(\d+)i:((?:\d+(?:\*\d+)?)(?:\.\d+(?:\*\d+)?)*)?$")
+
+
+def encode(fingerprint: tuple[int, int], choices: list[int]) -> str:
+    """The replay string of a schedule: ``ta1/<cpus>c<sources>i:`` then the choices, run-length
+    encoded (``0*12``), with trailing zeros dropped since a replay takes option 0 past the end."""
+    n = len(choices)
+    while n and choices[n - 1] == 0:
+        n -= 1
+    tokens, i = [], 0
+    while i < n:
+        j = i
+        while j < n and choices[j] == choices[i]:
+            j += 1
+        tokens.append(f"{choices[i]}*{j - i}" if j - i > 2 else ".".join([str(choices[i])] * (j - i)))
+        i = j
+    return f"ta1/{fingerprint[0]}c{fingerprint[1]}i:" + ".".join(tokens)
+
+
+def decode(replay: str) -> tuple[tuple[int, int], list[int]]:
+    """Parse a replay string; :class:`~tryalloc.errors.ReplayError` names what is wrong."""
+    m = _REPLAY.match(replay) if isinstance(replay, str) else None
+    if not m:
+        raise ReplayError(f"not a tryalloc replay string: {replay!r} (expected 'ta1/<n>c<m>i:<choices>')")
+    choices: list[int] = []
+    for tok in (m.group(3) or "").split(".") if m.group(3) else []:
+        value, _, count = tok.partition("*")
+        choices.extend([int(value)] * (int(count) if count else 1))
+    return (int(m.group(1)), int(m.group(2))), choices
+
+
+# --- one run ---------------------------------------------------------------------------------
+class Run:
+    """One execution of a scenario under one strategy.  Built and driven by ``Kernel.run``."""
+
+    def __init__(self, kernel, tasks: dict[int, Callable[[], object]], sources: list[Interrupt],
+                 strategy: Strategy, trace: bool = True):
+        self.kernel = kernel
+        self.cpus: list[CPU] = kernel.cpus
+        self.tasks = tasks
+        self.sources = sources
+        self.budget = [s.budget for s in sources]
+        self.strategy = strategy
+        self.events: list[tuple] = []
+        self.choices: list[int] = []
+        self.nchoices = 0
+        self.preemptions = 0
+        self.injections = 0
+        self.results: dict[int, object] = {}
+        self.cpu: CPU = self.cpus[min(tasks)] if tasks else self.cpus[0]
+        self.last: CPU | None = None
+        self.trace = trace
+        self._hub: greenlet | None = None
+        self._glets: dict[int, greenlet] = {}
+
+    # the replay string identifies the scenario's shape so a foreign string is refused early
+    @property
+    def fingerprint(self) -> tuple[int, int]:
+        return (len(self.cpus), len(self.sources))
+
+    @property
+    def replay(self) -> str:
+        return encode(self.fingerprint, self.choices)
+
+    def log(self, op: str, obj: object) -> None:
+        if self.trace:
+            cpu = self.cpu
+            name = obj if obj is None or isinstance(obj, str) else getattr(obj, "name", repr(obj))
+            self.events.append((len(self.events), cpu.id, cpu.path(), op, name))
+
+    # called in a CPU greenlet
+    def yield_to_hub(self) -> None:
+        msg = self._hub.switch()
+        while msg is not None:  # an interrupt to deliver before going on
+            self.deliver(msg)
+            msg = self._hub.switch()
+
+    def deliver(self, index: int) -> None:
+        src = self.sources[index]
+        cpu = self.cpu
+        ctx = cpu.enter(src.kind)
+        self.log(f"{src.kind}-entry", src.label)
+        self.kernel.irq_entered(ctx)
+        src.handler()
+        self.kernel.irq_leaving(ctx)
+        self.log(f"{src.kind}-exit", src.label)
+        cpu.leave(ctx)
+
+    def _task(self, cpu_id: int) -> Callable[[], None]:
+        fn = self.tasks[cpu_id]
+
+        def body(msg):
+            while msg is not None:  # interrupts that arrived before the task's first step
+                self.deliver(msg)
+                msg = self._hub.switch()
+            self.log("start", None)
+            self.results[cpu_id] = fn()
+            self.kernel.task_exiting(self.cpus[cpu_id].top)
+            self.log("exit", None)
+
+        return body
+
+    # the hub: runs in the caller's greenlet
+    def options(self) -> list[tuple[int, int]]:
+        opts = []
+        last = self.last
+        if last is not None and last.id in self._glets and self._runnable(last):
+            opts.append((RUN, last.id))
+        for cid in sorted(self._glets):
+            cpu = self.cpus[cid]
+            if cpu is not last and self._runnable(cpu):
+                opts.append((RUN, cid))
+        for i, src in enumerate(self.sources):
+            if self.budget[i] and src.cpu in self._glets and self.cpus[src.cpu].can_take(src.kind) is None:
+                opts.append((IRQ, i))
+        return opts
+
+    def _runnable(self, cpu: CPU) -> bool:
+        lock = cpu.waiting
+        return lock is None or lock.owner is None
+
+    def execute(self):
+        global _run
+        if _run is not None:
+            raise ContextError("a run is already in progress; runs do not nest")
+        for cid in self.tasks:
+            if not 0 <= cid < len(self.cpus):
+                raise ContextError(f"no CPU {cid}: this machine has CPUs 0..{len(self.cpus) - 1}")
+        for src in self.sources:
+            if not 0 <= src.cpu < len(self.cpus):
+                raise ContextError(f"interrupt {src.label!r} targets CPU {src.cpu}, which does not exist")
+            if src.kind not in INTERRUPT_KINDS:
+                raise ContextError(f"unknown interrupt kind {src.kind!r}; known: {', '.join(INTERRUPT_KINDS)}")
+        _run = self
+        self._hub = greenlet.getcurrent()
+        self._glets = {cid: greenlet(self._task(cid)) for cid in sorted(self.tasks)}
+        for cpu in self.cpus:
+            cpu.waiting = None
+        try:
+            while self._glets:
+                opts = self.options()
+                if not any(kind == RUN for kind, _ in opts):
+                    raise self.kernel.deadlock_across_cpus(self)
+                k = self.strategy.choose(self, opts) if len(opts) > 1 else 0
+                self.choices.append(k)
+                self.nchoices += 1
+                kind, arg = opts[k]
+                if kind == RUN:
+                    cpu = self.cpus[arg]
+                    if self.last is not None and cpu is not self.last and (RUN, self.last.id) in opts:
+                        self.preemptions += 1
+                    msg = None
+                else:
+                    cpu = self.cpus[self.sources[arg].cpu]
+                    self.budget[arg] -= 1
+                    self.injections += 1
+                    msg = arg
+                self.cpu = self.last = cpu
+                glet = self._glets[cpu.id]
+                glet.switch(msg)
+                if glet.dead:
+                    del self._glets[cpu.id]
+            self.strategy.finish(self)
+        except KernelReport as report:
+            report.with_replay(self.replay)
+            report.events = self.events
+            raise
+        finally:
+            _run = None
+            for glet in self._glets.values():
+                glet.throw()  # unwind the CPUs left suspended (their frames hold no cleanup code)
+            self._glets = {}
+        return RunResult(self.replay, self.events, self.results, self.preemptions, self.injections)
+
+
+@dataclass
+class RunResult:
+    """What a run leaves: its replay string, its event log, each task's return value, and how many
+    preemptions and interrupt injections its schedule had."""
+
+    replay: str
+    events: list
+    results: dict
+    preemptions: int
+    injections: int
+
+    @property
+    def trace_hash(self) -> str:
+        """A digest of the event log: two runs with the same hash produced the same events."""
+        return hashlib.sha256(repr(self.events).encode()).hexdigest()[:16]

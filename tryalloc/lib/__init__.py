@@ -1,0 +1,1 @@
+"""Library code the allocator uses (``lib/`` in the kernel tree)."""
