@@ -70,6 +70,22 @@ def event(op: str, obj: object = None) -> None:
     running().log(op, obj)
 
 
+def inject_interrupt(kind: str, handler: Callable[[], object], name: str = "") -> None:
+    """Make a ``kind`` interrupt arrive *here*, on the running CPU, and run ``handler`` in it.
+
+    For scripted scenarios ("an NMI arrives right now").  If such an interrupt cannot arrive in the
+    current state (a hardirq with interrupts off, an NMI inside an NMI...) it raises
+    :class:`~tryalloc.errors.ContextError` and nothing changes.
+    """
+    run = running()
+    if kind not in INTERRUPT_KINDS:
+        raise ContextError(f"unknown interrupt kind {kind!r}; known: {', '.join(INTERRUPT_KINDS)}")
+    why = run.cpu.can_take(kind)
+    if why:
+        raise ContextError(f"a {kind} cannot arrive on CPU{run.cpu.id} now: {why}")
+    run.deliver_handler(kind, handler, name or getattr(handler, "__name__", kind))
+
+
 def wait_for(lock) -> None:
     """Spin (or sleep) until ``lock.owner`` is ``None``.  The CPU is not runnable meanwhile, but
     interrupts that may arrive still do; the scheduler reports a deadlock when no CPU can run."""
@@ -284,13 +300,16 @@ class Run:
 
     def deliver(self, index: int) -> None:
         src = self.sources[index]
+        self.deliver_handler(src.kind, src.handler, src.label)
+
+    def deliver_handler(self, kind: str, handler: Callable[[], object], label: str) -> None:
         cpu = self.cpu
-        ctx = cpu.enter(src.kind)
-        self.log(f"{src.kind}-entry", src.label)
+        ctx = cpu.enter(kind)
+        self.log(f"{kind}-entry", label)
         self.kernel.irq_entered(ctx)
-        src.handler()
+        handler()
         self.kernel.irq_leaving(ctx)
-        self.log(f"{src.kind}-exit", src.label)
+        self.log(f"{kind}-exit", label)
         cpu.leave(ctx)
 
     def _task(self, cpu_id: int) -> Callable[[], None]:

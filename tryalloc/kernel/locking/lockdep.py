@@ -71,7 +71,7 @@ class Lockdep:
 
     def _marks(self, ctx, trylock: bool) -> list[str]:
         cpu = ctx.cpu
-        marks = []
+        marks = ["INITIAL USE"]  # any use outside NMI: what verify_lock_unused() looks for
         if not trylock and ctx.kind == HARDIRQ:
             marks.append("IN-HARDIRQ-W")
         if not trylock and ctx.kind == SOFTIRQ:
