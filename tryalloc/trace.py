@@ -1,0 +1,78 @@
+"""Tracepoints of the page allocator (``include/trace/events/kmem.h``) and their probes.
+
+A tracepoint is a call the allocator makes at a fixed place; whoever registered a probe there (a BPF
+program, a test) runs *inside* that call, on the same CPU, in the same context, with whatever locks
+the allocator holds at that moment.  That is the whole problem the series solves: a probe on
+``mm_page_alloc_zone_locked`` runs under ``zone->lock`` and must not allocate with a spinning lock.
+
+``register_trace(kernel, name, probe)`` attaches ``probe(**fields)`` to the tracepoint ``name`` of one
+machine (the kernel's ``register_trace_<name>``); ``trace_<name>(**fields)`` fires it: it logs the
+event ``trace:<name>`` and calls every probe in registration order.  Fields mirror the ``TP_PROTO``
+arguments: ``mm_page_alloc(page, order, gfp_flags, migratetype)``, ``mm_page_free(page, order)``,
+``mm_page_alloc_zone_locked(page, order, migratetype, percpu_refill)``,
+``mm_page_pcpu_drain(page, order, migratetype)``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .errors import InvalidArgumentError
+from .kernel.machine import initcall
+from .kernel.sched import running
+
+#: The tracepoints the model has, in ``kmem.h`` order.
+TRACEPOINTS = ("mm_page_free", "mm_page_alloc", "mm_page_alloc_zone_locked", "mm_page_pcpu_drain")
+
+
+@initcall
+def tracepoints_init(kernel) -> None:
+    """Boot: every tracepoint starts with no probe."""
+    kernel.tracepoints = {name: [] for name in TRACEPOINTS}
+
+
+def _probes(kernel, name: str) -> list:
+    if name not in TRACEPOINTS:
+        raise InvalidArgumentError(f"unknown tracepoint {name!r}; known: {', '.join(TRACEPOINTS)}")
+    return kernel.tracepoints[name]
+
+
+def register_trace(kernel, name: str, probe: Callable[..., object]) -> None:
+    """Attach ``probe`` to tracepoint ``name`` of ``kernel``; it is called with the keyword fields."""
+    if not callable(probe):
+        raise InvalidArgumentError(f"probe for {name!r} must be callable, got {probe!r}")
+    probes = _probes(kernel, name)
+    if probe in probes:
+        raise InvalidArgumentError(f"probe {probe!r} is already registered on {name!r}")
+    probes.append(probe)
+
+
+def unregister_trace(kernel, name: str, probe: Callable[..., object]) -> None:
+    """Detach ``probe`` from tracepoint ``name``; :class:`InvalidArgumentError` if it is not attached."""
+    probes = _probes(kernel, name)
+    if probe not in probes:
+        raise InvalidArgumentError(f"probe {probe!r} is not registered on {name!r}")
+    probes.remove(probe)
+
+
+def _fire(name: str, fields: dict) -> None:
+    run = running()
+    run.log("trace:" + name, None)
+    for probe in tuple(run.kernel.tracepoints[name]):  # a probe may unregister itself
+        probe(**fields)
+
+
+def trace_mm_page_free(**fields) -> None:
+    _fire("mm_page_free", fields)
+
+
+def trace_mm_page_alloc(**fields) -> None:
+    _fire("mm_page_alloc", fields)
+
+
+def trace_mm_page_alloc_zone_locked(**fields) -> None:
+    _fire("mm_page_alloc_zone_locked", fields)
+
+
+def trace_mm_page_pcpu_drain(**fields) -> None:
+    _fire("mm_page_pcpu_drain", fields)
+
