@@ -7,6 +7,7 @@ of range raise :class:`~tryalloc.errors.ConfigError` naming the offending key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
 
 from .errors import ConfigError
 
@@ -75,6 +76,10 @@ class Config:
         for name in ("preempt_rt", "smp", "thp", "memcg", "page_owner", "debug_vm"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if not isinstance(self.detectors, (dict, MappingProxyType)):
+            raise ConfigError(f"detectors must be a dict of detector name to mode, got {self.detectors!r}")
+        # read-only, since configurations are shared between machines
+        object.__setattr__(self, "detectors", MappingProxyType(dict(self.detectors)))
         for name, mode in self.detectors.items():
             if name not in DETECTORS:
                 raise ConfigError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
@@ -87,7 +92,7 @@ class Config:
 
     def with_(self, **changes) -> Config:
         """A copy with some settings changed (unknown names raise :class:`ConfigError`)."""
-        known = {f.name for f in fields(self)}
+        known = _FIELDS
         for key in changes:
             if key not in known:
                 raise ConfigError(f"unknown configuration option {key!r}; known: {', '.join(sorted(known))}")
@@ -96,4 +101,16 @@ class Config:
     @classmethod
     def make(cls, **options) -> Config:
         """Build a configuration from keyword options, naming any unknown option in the error."""
-        return cls().with_(**options)
+        key = repr(sorted(options.items()))
+        cached = _MADE.get(key)
+        if cached is None:
+            for name in options:
+                if name not in _FIELDS:
+                    raise ConfigError(f"unknown configuration option {name!r}; known: {', '.join(sorted(_FIELDS))}")
+            cached = _MADE[key] = cls(**options)
+        return cached
+
+
+_FIELDS = frozenset(f.name for f in fields(Config))
+#: Configurations already validated, by their options: machines are built per execution in searches.
+_MADE: dict[str, Config] = {}

@@ -14,8 +14,6 @@ The predicates (``in_nmi``, ``in_hardirq``, ``in_task`` ...) read the *running* 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from ..errors import ContextError
 
 PREEMPT_OFFSET = 1 << 0
@@ -35,20 +33,24 @@ INTERRUPT_KINDS = (SOFTIRQ, HARDIRQ, NMI)
 _ENTRY_OFFSET = {SOFTIRQ: SOFTIRQ_OFFSET, HARDIRQ: HARDIRQ_OFFSET, NMI: NMI_OFFSET + HARDIRQ_OFFSET}
 
 
-@dataclass(eq=False)
 class Task:
     """A task (``struct task_struct``): what ``current`` points to in task context.
 
-    Fields are added by subsystems that keep per-task state (``active_memcg`` for memcg ...).
+    Subsystems keep their per-task state here (``active_memcg`` for memcg ...).
     """
 
-    name: str
-    cpu: int
-    active_memcg: object = None
-    flags: int = 0
+    __slots__ = ("name", "cpu", "active_memcg", "flags")
+
+    def __init__(self, name: str, cpu: int):
+        self.name = name
+        self.cpu = cpu
+        self.active_memcg = None
+        self.flags = 0
+
+    def __repr__(self) -> str:
+        return f"<task {self.name} on CPU{self.cpu}>"
 
 
-@dataclass(eq=False)
 class Context:
     """One frame of a CPU's stack: the task, or an interrupt running on top of it.
 
@@ -56,12 +58,16 @@ class Context:
     keeps its dependency chains per context, as the kernel's lockdep keeps them per irq context.
     """
 
-    kind: str
-    cpu: CPU
-    depth: int
-    saved_irqs_disabled: bool = False
-    saved_preempt_count: int = 0
-    held: list = field(default_factory=list)
+    __slots__ = ("kind", "cpu", "depth", "saved_irqs_disabled", "saved_preempt_count", "held")
+
+    def __init__(self, kind: str, cpu: CPU, depth: int, saved_irqs_disabled: bool = False,
+                 saved_preempt_count: int = 0):
+        self.kind = kind
+        self.cpu = cpu
+        self.depth = depth
+        self.saved_irqs_disabled = saved_irqs_disabled
+        self.saved_preempt_count = saved_preempt_count
+        self.held: list = []
 
     @property
     def name(self) -> str:
@@ -82,6 +88,8 @@ class CPU:
         self.preempt_count = 0
         self.irqs_disabled = False
         self.migrate_disabled = 0
+        self.waiting = None  # the lock this CPU spins or sleeps on, if any
+        self.path_str = TASK  # path(), kept current for the event log's sake
 
     @property
     def top(self) -> Context:
@@ -90,7 +98,7 @@ class CPU:
 
     def path(self) -> str:
         """The stack as text, bottom first: ``task>hardirq>nmi``."""
-        return ">".join(c.kind for c in self.stack)
+        return self.path_str
 
     # -- interrupts -------------------------------------------------------------------------
     def can_take(self, kind: str) -> str | None:
@@ -121,6 +129,7 @@ class CPU:
         """Push an interrupt frame (the caller checked :meth:`can_take`)."""
         ctx = Context(kind, self, len(self.stack), self.irqs_disabled, self.preempt_count)
         self.stack.append(ctx)
+        self.path_str = f"{self.path_str}>{kind}"
         self.preempt_count += _ENTRY_OFFSET[kind]
         # hard interrupts and NMIs run with interrupts off; a softirq runs with them on
         self.irqs_disabled = kind != SOFTIRQ
@@ -130,6 +139,7 @@ class CPU:
         """Pop the interrupt frame ``ctx`` and restore what it interrupted."""
         assert self.stack[-1] is ctx and ctx.depth > 0
         self.stack.pop()
+        self.path_str = self.path_str.rpartition(">")[0]
         self.irqs_disabled = ctx.saved_irqs_disabled
         self.preempt_count = ctx.saved_preempt_count
 

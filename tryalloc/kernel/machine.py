@@ -18,6 +18,7 @@ from .report import compose, lock_name
 from .sched import IRQ, Interrupt, Run, RunResult, Serial, Strategy
 
 _initcalls: list[Callable] = []
+_DEFAULT = Config()
 
 
 def initcall(fn: Callable) -> Callable:
@@ -32,12 +33,12 @@ class Kernel:
     def __init__(self, config: Config | None = None, **options):
         if config is not None and options:
             raise ContextError("pass either a Config or keyword options, not both")
-        self.config = config if config is not None else Config.make(**options)
+        self.config = config if config is not None else Config.make(**options) if options else _DEFAULT
         self.cpus = [CPU(i) for i in range(self.config.nr_cpus)]
         self.lockdep = Lockdep(self)
         self.reports: list[KernelReport] = []  # reports of detectors in "warn" mode
         self.events: list[tuple] = []  # the last run's event log
-        self.last_replay: str = ""  # the last run's replay string
+        self._last_run: Run | None = None
         self._tasks: dict[int, Callable] = {}
         self._sources: list[Interrupt] = []
         for fn in _initcalls:
@@ -77,7 +78,12 @@ class Kernel:
             return run.execute()
         finally:
             self.events = run.events
-            self.last_replay = run.replay
+            self._last_run = run
+
+    @property
+    def last_replay(self) -> str:
+        """The replay string of the last run (empty before any)."""
+        return self._last_run.replay if self._last_run else ""
 
     def call(self, fn: Callable, *args, cpu: int = 0, context: str = TASK, **kwargs):
         """Run ``fn(*args, **kwargs)`` on CPU ``cpu`` in ``context`` (``task`` or an interrupt kind

@@ -18,6 +18,7 @@ The reports go through ``Kernel.detect("lockdep", ...)``: raised, recorded, or i
 from __future__ import annotations
 
 from ...errors import LockdepError
+from .. import sched as _sched
 from ..context import HARDIRQ, NMI, SOFTIRQ, SOFTIRQ_MASK
 from ..report import compose
 
@@ -36,11 +37,9 @@ class Lockdep:
     # -- hooks called by the lock implementations --------------------------------------------
     def acquire(self, lock, ctx, *, trylock: bool) -> None:
         cls = lock.cls
-        run = self._run()
-        where = f"{ctx.name} at event #{len(run.events) - 1}" if run else ctx.name
         if ctx.kind == NMI:
             if not trylock and self.usage.get(cls):
-                self._report_nmi(lock, ctx, where)
+                self._report_nmi(lock, ctx, self._where(ctx))
             return
         if not trylock:
             for other in ctx.cpu.stack:
@@ -48,16 +47,19 @@ class Lockdep:
                     if held.cls == cls:
                         self._report_recursive(lock, ctx, other, held)
                         return
+        marks = self.usage.get(cls)
+        if marks is None:
+            marks = self.usage[cls] = {}
         for mark in self._marks(ctx, trylock):
-            marks = self.usage.setdefault(cls, {})
             if mark in marks:
                 continue
-            marks[mark] = where
+            marks[mark] = self._where(ctx)
             bad = _CONFLICT.get(mark)
             if bad in marks:
                 self._report_usage(lock, ctx, mark, bad, marks[bad])
                 return
-        if not trylock:
+        if not trylock and ctx.held:
+            where = self._where(ctx)
             for held in ctx.held:
                 self._add_dep(held, lock, ctx, where)
 
@@ -66,8 +68,11 @@ class Lockdep:
 
     # -- internals -------------------------------------------------------------------------
     def _run(self):
-        from ..sched import _run
-        return _run
+        return _sched._run
+
+    def _where(self, ctx) -> str:
+        run = _sched._run
+        return f"{ctx.name} at event #{len(run.events) - 1}" if run else ctx.name
 
     def _marks(self, ctx, trylock: bool) -> list[str]:
         cpu = ctx.cpu

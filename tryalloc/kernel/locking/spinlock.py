@@ -21,7 +21,7 @@ from ...errors import DeadlockError, InvalidContextError, LockUsageError, PerCpu
 from ..context import HARDIRQ_MASK, NMI_MASK, PREEMPT_MASK
 from ..preempt import IrqFlags, check_flags, local_irq_restore, local_irq_save
 from ..report import compose, interrupt_scenario
-from ..sched import event, point, running, wait_for
+from ..sched import point, running, wait_for
 
 
 class raw_spinlock_t:
@@ -48,7 +48,7 @@ class spinlock_t(raw_spinlock_t):
 
 
 def _sleeps(run, lock) -> bool:
-    return lock.sleeps_on_rt and run.kernel.config.preempt_rt
+    return run.rt and lock.sleeps_on_rt
 
 
 def _invalid_context(run, lock, op: str, why: str) -> InvalidContextError:
@@ -97,7 +97,7 @@ def _take(run, lock, ctx) -> None:
             compose(f"{ctx.name} and {lock.owner.name} both inside {lock.name}", body, scen, run.cpus, run.events)))
     lock.owner = ctx
     ctx.held.append(lock)
-    event("acquired", lock)
+    run.log("acquired", lock)
 
 
 def _aa_deadlock(run, lock, ctx, op: str) -> DeadlockError:
@@ -126,12 +126,12 @@ def _lock(lock, op: str) -> None:
     point(op, lock)
     ctx = run.cpu.stack[-1]
     _pin(run, sleeping)
-    smp = run.kernel.config.smp
+    smp = run.smp
     if smp and lock.owner is not None and lock.owner.cpu is run.cpu:
         raise _aa_deadlock(run, lock, ctx, op)
     run.kernel.lockdep.acquire(lock, ctx, trylock=False)
     if smp and lock.owner is not None:
-        event("sleep" if sleeping else "spin", lock)
+        run.log("sleep" if sleeping else "spin", lock)
         wait_for(lock)
     _take(run, lock, ctx)
 
@@ -145,8 +145,8 @@ def _trylock(lock, op: str) -> bool:
             run, lock, op, f"{why}, an rt_mutex trylock would make the interrupted task look like the owner"))
     point(op, lock)
     ctx = run.cpu.stack[-1]
-    if run.kernel.config.smp and lock.owner is not None:
-        event("trylock-failed", lock)
+    if run.smp and lock.owner is not None:
+        run.log("trylock-failed", lock)
         return False
     _pin(run, sleeping)
     run.kernel.lockdep.acquire(lock, ctx, trylock=True)

@@ -1,0 +1,134 @@
+"""Costs of the simulated machine: scheduling steps, whole executions, interrupt injection.
+
+Prints a table; every figure is the median of 5 repetitions (time.perf_counter).  Run from the
+project root:  .venv/bin/python benchmarks/bench_core.py
+Targets (issue "The simulation core"): a step <= 3 us with detectors on; >= 10,000 executions per
+second for a 20-step two-CPU scenario.
+"""
+from __future__ import annotations
+
+import platform
+import statistics
+import sys
+import time
+
+from tryalloc import Kernel, explore
+from tryalloc.kernel.locking import spin_lock_irqsave, spin_trylock_irqsave, spin_unlock_irqrestore, spinlock_t
+from tryalloc.kernel.sched import RUN, Strategy, inject_interrupt
+
+
+def median(fn, reps=5):
+    return statistics.median(fn() for _ in range(reps))
+
+
+class Alternate(Strategy):
+    """Switch CPU at every point: the worst case for greenlet switching."""
+
+    def choose(self, run, options):
+        runs = [i for i, (kind, _) in enumerate(options) if kind == RUN]
+        return runs[-1]
+
+
+def step_cost(strategy_cls, pairs=2000, trace=True):
+    def once():
+        k = Kernel(nr_cpus=2)
+        lock = spinlock_t("L")
+
+        def task():
+            for _ in range(pairs):
+                f = spin_lock_irqsave(lock)
+                spin_unlock_irqrestore(lock, f)
+
+        k.spawn(0, task)
+        k.spawn(1, task)
+        t = time.perf_counter()
+        k.run(strategy_cls(), trace=trace)
+        dt = time.perf_counter() - t
+        return dt / (2 * 2 * pairs) * 1e6  # two CPUs, two scheduling points (lock, unlock) per pair
+    return median(once)
+
+
+def twenty_step_scenario():
+    """Two CPUs, each: lock, trylock, unlock, unlock (with irqsave): ~20 scheduling points with the
+    start events; one NMI on CPU 0 that trylocks."""
+    def build():
+        k = Kernel(nr_cpus=2)
+        a, b = spinlock_t("A"), spinlock_t("B")
+
+        def task(x, y):
+            def run():
+                for _ in range(2):
+                    f = spin_lock_irqsave(x)
+                    g = spin_trylock_irqsave(y)
+                    if g:
+                        spin_unlock_irqrestore(y, g)
+                    spin_unlock_irqrestore(x, f)
+            return run
+
+        def nmi():
+            f = spin_trylock_irqsave(a)
+            if f:
+                spin_unlock_irqrestore(a, f)
+
+        k.spawn(0, task(a, b))
+        k.spawn(1, task(b, a))
+        k.on_interrupt(0, "nmi", nmi)
+        return k
+    return build
+
+
+def executions_per_second():
+    build = twenty_step_scenario()
+    probe = build().run()
+    points = sum(1 for e in probe.events if e[3] not in ("acquired", "trylock-failed", "exit"))
+
+    def once():
+        res = explore(build, preemption_bound=1, max_executions=3000)
+        return res.executions / res.seconds
+    return median(once), points
+
+
+def injection_cost(n=5000):
+    def once():
+        k = Kernel(nr_cpus=1)
+
+        def task():
+            t = time.perf_counter()
+            for _ in range(n):
+                inject_interrupt("nmi", _noop)
+            return time.perf_counter() - t
+
+        return k.call(task) / n * 1e6
+    return median(once)
+
+
+def _noop():
+    return None
+
+
+def main():
+    print(f"# bench_core.py — Python {sys.version.split()[0]} on {platform.machine()}, "
+          f"median of 5 runs; command: .venv/bin/python benchmarks/bench_core.py\n")
+    rows = [
+        ("scheduling point, one CPU after the other, detectors on, trace on (us)",
+         f"{step_cost(_first_strategy()):.2f}", "<= 3"),
+        ("scheduling point, switching CPU at every point, detectors on (us)", f"{step_cost(Alternate):.2f}", "<= 3"),
+        ("scheduling point, one CPU after the other, trace off (us)",
+         f"{step_cost(_first_strategy(), trace=False):.2f}", ""),
+    ]
+    eps, points = executions_per_second()
+    rows.append((f"executions per second, 2 CPUs + 1 NMI, {points} scheduling points each (explore)",
+                 f"{eps:,.0f}", ">= 10,000"))
+    rows.append(("interrupt injection, empty NMI handler (us per injection)", f"{injection_cost():.2f}", ""))
+    print("| measure | value | target |\n|---|---|---|")
+    for name, value, target in rows:
+        print(f"| {name} | {value} | {target} |")
+
+
+def _first_strategy():
+    from tryalloc import Serial
+    return Serial
+
+
+if __name__ == "__main__":
+    main()
