@@ -1,0 +1,285 @@
+"""Pictures for the book: per-CPU context timelines drawn from a run's event log, and the series' history.
+
+Everything is computed first and drawn second: :func:`timeline_spans` turns the event tuples
+``(index, cpu, "task>nmi", op, obj)`` of ``Kernel.events`` (or ``KernelReport.events``) into context
+bands, lock-holding spans and waits, which tests check without looking at pixels; the drawing
+functions only place those spans.  Figures are built with :class:`matplotlib.figure.Figure`, never
+pyplot's global state, so they need no display and no backend.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch as LegendPatch
+from matplotlib.patches import Rectangle
+
+from .history import HISTORY, KINDS, MERGE, Milestone
+
+#: Fill colour of each context kind (task at the bottom of the stack).
+CONTEXT_COLOURS = {"task": "#d9d9d9", "softirq": "#a6d96a", "hardirq": "#fdae61", "nmi": "#d7191c"}
+_LOCK_COLOURS = ("#2b83ba", "#7b3294", "#008837", "#e66101", "#5e3c99", "#a6611a", "#018571", "#c51b7d")
+_KIND_COLOURS = {"version": "#2b83ba", "merge": "#1a9641", "fix": "#d7191c", "later": "#7b3294",
+                 "proposed": "#999999"}
+
+_RESOLVES = ("acquired", "trylock-failed")
+_WAITS = ("spin", "sleep")
+
+
+@dataclass(frozen=True)
+class Band:
+    """One context on a CPU's stack, alive from event ``start`` to event ``end`` (inclusive).
+
+    ``open`` is true when the log ends before the context returned (the run stopped inside it).
+    """
+
+    cpu: int
+    kind: str
+    depth: int
+    start: int
+    end: int
+    open: bool = False
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Context ``depth`` of ``cpu`` holds ``lock`` from event ``start`` to ``end``.
+
+    A release is announced at a scheduling point and takes effect when the releasing context runs
+    again, so ``end`` is that context's next event; ``open`` when it never ran again.
+    """
+
+    cpu: int
+    depth: int
+    lock: str
+    start: int
+    end: int
+    open: bool = False
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Context ``depth`` of ``cpu`` spins (or sleeps) on ``lock`` from event ``start`` to ``end``."""
+
+    cpu: int
+    depth: int
+    lock: str
+    start: int
+    end: int
+    open: bool = False
+
+
+@dataclass(frozen=True)
+class Stuck:
+    """A lock attempt (event ``index``, operation ``op``) that the log never saw succeed or fail:
+    the point where the run stopped, a deadlock when the run ended with one."""
+
+    cpu: int
+    depth: int
+    index: int
+    op: str
+    lock: str
+
+
+@dataclass
+class Spans:
+    """Everything :func:`context_timeline` draws, computed from the events alone."""
+
+    cpus: list[int] = field(default_factory=list)
+    bands: list[Band] = field(default_factory=list)
+    holds: list[Hold] = field(default_factory=list)
+    waits: list[Wait] = field(default_factory=list)
+    stuck: list[Stuck] = field(default_factory=list)
+    last: int = -1  # index of the last event
+
+    @property
+    def locks(self) -> list[str]:
+        """Lock names in the order they were first held or waited for."""
+        seen: dict[str, None] = {}
+        for item in sorted(self.holds + self.waits + self.stuck,
+                           key=lambda s: s.index if isinstance(s, Stuck) else s.start):
+            seen.setdefault(item.lock, None)
+        return list(seen)
+
+
+def _is_attempt(op: str, obj) -> bool:
+    # lock, trylock and irqsave forms of every lock type announce "...lock..." before acting
+    return obj is not None and "lock" in op and "unlock" not in op and op not in _RESOLVES
+
+
+def timeline_spans(events) -> Spans:
+    """Compute the bands, holds, waits and stuck attempts of an event log.
+
+    Raises :class:`~tryalloc.errors.InvalidArgumentError` if an event is not an
+    ``(index, cpu, path, op, obj)`` tuple.
+    """
+    from .errors import InvalidArgumentError
+
+    spans = Spans()
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    exited: set[int] = set()
+    irq_open: dict[tuple[int, int], tuple[str, int, str]] = {}
+    held: dict[tuple[int, int, str], list[int]] = {}
+    releasing: dict[tuple[int, int], list[tuple[str, int]]] = {}
+    attempts: dict[tuple[int, int, str], tuple[int, str]] = {}
+    waiting: dict[tuple[int, int, str], int] = {}
+    for ev in events:
+        if not (isinstance(ev, tuple) and len(ev) == 5 and isinstance(ev[2], str)):
+            raise InvalidArgumentError(f"not an event tuple (index, cpu, path, op, obj): {ev!r}")
+        idx, cpu, path, op, obj = ev
+        depth = path.count(">")
+        first.setdefault(cpu, idx)
+        last[cpu] = idx
+        spans.last = idx
+        # a release announced earlier by this very context has happened once it runs again
+        for lock, _ in releasing.pop((cpu, depth), []):
+            start = held[(cpu, depth, lock)].pop()
+            spans.holds.append(Hold(cpu, depth, lock, start, idx))
+        if op == "exit":
+            exited.add(cpu)
+        elif op.endswith("-entry"):
+            irq_open[(cpu, depth)] = (op[:-len("-entry")], idx, obj or "")
+        elif op.endswith("-exit") and (cpu, depth) in irq_open:
+            kind, start, label = irq_open.pop((cpu, depth))
+            spans.bands.append(Band(cpu, kind, depth, start, idx, label=label))
+        elif op == "acquired":
+            attempts.pop((cpu, depth, obj), None)
+            if (cpu, depth, obj) in waiting:
+                spans.waits.append(Wait(cpu, depth, obj, waiting.pop((cpu, depth, obj)), idx))
+            held.setdefault((cpu, depth, obj), []).append(idx)
+        elif op == "trylock-failed":
+            attempts.pop((cpu, depth, obj), None)
+        elif op in _WAITS:
+            waiting[(cpu, depth, obj)] = idx
+        elif obj is not None and "unlock" in op and held.get((cpu, depth, obj)):
+            releasing.setdefault((cpu, depth), []).append((obj, idx))
+        elif _is_attempt(op, obj):
+            attempts[(cpu, depth, obj)] = (idx, op)
+    end = spans.last
+    for (cpu, depth, lock), starts in held.items():
+        spans.holds.extend(Hold(cpu, depth, lock, s, end, open=True) for s in starts)
+    for (cpu, depth, lock), start in waiting.items():
+        spans.waits.append(Wait(cpu, depth, lock, start, end, open=True))
+    for (cpu, depth), (kind, start, label) in irq_open.items():
+        spans.bands.append(Band(cpu, kind, depth, start, end, open=True, label=label))
+    for (cpu, depth, lock), (idx, op) in attempts.items():
+        spans.stuck.append(Stuck(cpu, depth, idx, op, lock))
+    spans.cpus = sorted(first)
+    tasks = [Band(cpu, "task", 0, first[cpu], last[cpu] if cpu in exited else end, open=cpu not in exited)
+             for cpu in spans.cpus]
+    spans.bands = tasks + sorted(spans.bands, key=lambda b: (b.cpu, b.start))
+    spans.holds.sort(key=lambda h: (h.cpu, h.start))
+    spans.waits.sort(key=lambda w: (w.cpu, w.start))
+    spans.stuck.sort(key=lambda s: s.index)
+    return spans
+
+
+# -- drawing ----------------------------------------------------------------------------------------
+_BAND_HEIGHT = {0: 0.8, 1: 0.6, 2: 0.42, 3: 0.26}
+_SLOT = 0.22  # vertical room of one lock row under a lane
+
+
+def _new_axes(ax, width: float, height: float):
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def context_timeline(events, ax=None, title: str | None = None) -> Figure:
+    """Draw a run's per-CPU context timeline and return its figure.
+
+    x is the event index; each CPU has a lane whose nested bands show the contexts on its stack
+    (task, then softirq, hardirq, NMI on top); under the bands, one row per lock shows when each
+    context of that CPU held it (solid) or waited for it (hatched); a red cross marks a lock
+    attempt that never completed.
+    """
+    spans = timeline_spans(events)
+    locks = spans.locks
+    colour = {name: _LOCK_COLOURS[i % len(_LOCK_COLOURS)] for i, name in enumerate(locks)}
+    lane = 1.0 + _SLOT * len(locks)
+    fig, ax = _new_axes(ax, max(6.0, min(14.0, 4 + 0.25 * (spans.last + 1))), 1.2 + 1.1 * lane * len(spans.cpus))
+    centre = {cpu: -i * lane for i, cpu in enumerate(spans.cpus)}
+    for b in spans.bands:
+        h = _BAND_HEIGHT.get(b.depth, 0.2)
+        ax.add_patch(Rectangle((b.start - 0.4, centre[b.cpu] - h / 2), b.end - b.start + 0.8, h,
+                               facecolor=CONTEXT_COLOURS.get(b.kind, "#bbbbbb"), edgecolor="black",
+                               linewidth=0.6, linestyle="--" if b.open else "-", zorder=1 + b.depth))
+    for idx, cpu, path, _op, _obj in events:
+        ax.plot([idx], [centre[cpu]], marker="|", color="black", markersize=6, zorder=10)
+    for item in spans.holds + spans.waits:
+        y = centre[item.cpu] - 0.5 - _SLOT * (locks.index(item.lock) + 0.5)
+        hatched = isinstance(item, Wait)
+        ax.add_patch(Rectangle((item.start, y - _SLOT * 0.35), max(item.end - item.start, 0.3), _SLOT * 0.7,
+                               facecolor="white" if hatched else colour[item.lock], edgecolor=colour[item.lock],
+                               hatch="////" if hatched else None, linewidth=1, zorder=5))
+    for s in spans.stuck:
+        y = centre[s.cpu]
+        ax.plot([s.index], [y], marker="X", color="#b2182b", markersize=14, markeredgecolor="white", zorder=12)
+        ax.annotate(f"{s.op}({s.lock}) never returns", (s.index, y), xytext=(8, 10), textcoords="offset points",
+                    color="#b2182b", fontsize=9, fontweight="bold", zorder=12,
+                    ha="right" if s.index > spans.last / 2 else "left",
+                    bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "#b2182b", "alpha": 0.9})
+    ax.set_yticks([centre[c] for c in spans.cpus], [f"CPU{c}" for c in spans.cpus])
+    ax.set_xlim(-1, spans.last + 1)
+    ax.set_ylim(-(len(spans.cpus) - 1) * lane - 0.5 - _SLOT * len(locks) - 0.1, 0.55)
+    ax.set_xlabel("event index")
+    ax.grid(axis="x", linestyle=":", linewidth=0.5)
+    kinds = [k for k in CONTEXT_COLOURS if any(b.kind == k for b in spans.bands)]
+    handles = [LegendPatch(facecolor=CONTEXT_COLOURS[k], edgecolor="black", label=k) for k in kinds]
+    handles += [LegendPatch(facecolor=colour[n], edgecolor=colour[n], label=f"holds {n}") for n in locks]
+    if spans.waits:
+        handles.append(LegendPatch(facecolor="white", edgecolor="black", hatch="////", label="spins/sleeps"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def _stagger(n: int) -> list[float]:
+    # alternate stems above and below the axis, at three heights, so neighbouring labels do not collide
+    heights = (1.2, -1.2, 2.6, -2.6, 4.0, -4.0)
+    return [heights[i % len(heights)] for i in range(n)]
+
+
+def _draw_history(ax, entries: list[Milestone], title: str) -> None:
+    import matplotlib.dates as mdates
+
+    ys = _stagger(len(entries))
+    ax.axhline(0, color="black", linewidth=1)
+    for m, y in zip(entries, ys, strict=True):
+        c = _KIND_COLOURS[m.kind]
+        ax.vlines(m.when, 0, y, color=c, linewidth=1)
+        ax.plot([m.when], [0], "o", color=c, markersize=6, zorder=3)
+        label = f"{m.label}\n{m.when.isoformat()}" + ("" if m.confirmed else " (?)")
+        ax.annotate(label, (m.when, y), xytext=(0, 4 if y > 0 else -4), textcoords="offset points",
+                    ha="center", va="bottom" if y > 0 else "top", fontsize=8, color=c,
+                    bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": c, "linewidth": 0.5})
+    ax.set_ylim(-5.4, 5.4)
+    ax.yaxis.set_visible(False)
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    ax.xaxis.set_major_locator(mdates.MonthLocator())
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b\n%Y"))
+    ax.set_title(title, loc="left", fontsize=10)
+
+
+def series_timeline(entries: tuple[Milestone, ...] = HISTORY) -> Figure:
+    """The series' history in two panels: the postings up to the 6.15 merge, then what followed."""
+    from datetime import timedelta
+
+    series = [m for m in entries if m.when <= MERGE.when]
+    after = [m for m in entries if m.when > MERGE.when]
+    fig = Figure(figsize=(13, 8.5), layout="constrained")
+    axes = fig.subplots(2, 1) if after else [fig.add_subplot()]
+    pad = timedelta(days=6)
+    _draw_history(axes[0], series, "v1 to v9, bpf-next and the 6.15 merge")
+    axes[0].set_xlim(series[0].when - pad, series[-1].when + pad)
+    if after:
+        _draw_history(axes[1], after, "after the merge: fixes and follow-ups")
+        axes[1].set_xlim(after[0].when - 6 * pad, after[-1].when + 6 * pad)
+    handles = [LegendPatch(facecolor=_KIND_COLOURS[k], label=k) for k in KINDS if any(m.kind == k for m in entries)]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+    return fig
