@@ -100,3 +100,17 @@ class BadPageError(KernelReport):
     page never allocated, a refcount underflow.  Raised before the model changes anything."""
 
     title = "BUG: Bad page state"
+
+
+class MemcgAccountingError(KernelReport):
+    """memcg's books do not balance: a page counter would go negative, a charge was returned twice
+    or never, an objcg reference was dropped once too often.  Raised before the counters change."""
+
+    title = "BUG: memcg accounting"
+
+
+class InvariantError(KernelReport):
+    """The page allocator's books do not balance: a page lost or counted twice, a free page in two
+    places, two free buddies left unmerged, a pcp count or free counter that disagrees with its lists."""
+
+    title = "BUG: page allocator invariant violated"
