@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch as LegendPatch
 from matplotlib.patches import Rectangle
 
@@ -82,6 +83,16 @@ class Stuck:
     lock: str
 
 
+@dataclass(frozen=True)
+class Failed:
+    """A trylock of ``lock`` by context ``depth`` of ``cpu`` that failed at event ``index``."""
+
+    cpu: int
+    depth: int
+    index: int
+    lock: str
+
+
 @dataclass
 class Spans:
     """Everything :func:`context_timeline` draws, computed from the events alone."""
@@ -91,14 +102,15 @@ class Spans:
     holds: list[Hold] = field(default_factory=list)
     waits: list[Wait] = field(default_factory=list)
     stuck: list[Stuck] = field(default_factory=list)
+    failed: list[Failed] = field(default_factory=list)
     last: int = -1  # index of the last event
 
     @property
     def locks(self) -> list[str]:
         """Lock names in the order they were first held or waited for."""
         seen: dict[str, None] = {}
-        for item in sorted(self.holds + self.waits + self.stuck,
-                           key=lambda s: s.index if isinstance(s, Stuck) else s.start):
+        for item in sorted(self.holds + self.waits + self.stuck + self.failed,
+                           key=lambda s: getattr(s, "start", getattr(s, "index", 0))):
             seen.setdefault(item.lock, None)
         return list(seen)
 
@@ -151,6 +163,7 @@ def timeline_spans(events) -> Spans:
             held.setdefault((cpu, depth, obj), []).append(idx)
         elif op == "trylock-failed":
             attempts.pop((cpu, depth, obj), None)
+            spans.failed.append(Failed(cpu, depth, idx, obj))
         elif op in _WAITS:
             waiting[(cpu, depth, obj)] = idx
         elif obj is not None and "unlock" in op and held.get((cpu, depth, obj)):
@@ -194,7 +207,7 @@ def context_timeline(events, ax=None, title: str | None = None) -> Figure:
     x is the event index; each CPU has a lane whose nested bands show the contexts on its stack
     (task, then softirq, hardirq, NMI on top); under the bands, one row per lock shows when each
     context of that CPU held it (solid) or waited for it (hatched); a red cross marks a lock
-    attempt that never completed.
+    attempt that never completed and a ring a trylock that failed.
     """
     spans = timeline_spans(events)
     locks = spans.locks
@@ -207,14 +220,18 @@ def context_timeline(events, ax=None, title: str | None = None) -> Figure:
         ax.add_patch(Rectangle((b.start - 0.4, centre[b.cpu] - h / 2), b.end - b.start + 0.8, h,
                                facecolor=CONTEXT_COLOURS.get(b.kind, "#bbbbbb"), edgecolor="black",
                                linewidth=0.6, linestyle="--" if b.open else "-", zorder=1 + b.depth))
-    for idx, cpu, path, _op, _obj in events:
-        ax.plot([idx], [centre[cpu]], marker="|", color="black", markersize=6, zorder=10)
+    ax.scatter([ev[0] for ev in events], [centre[ev[1]] for ev in events], marker="|", color="black", s=36,
+               zorder=10)
     for item in spans.holds + spans.waits:
         y = centre[item.cpu] - 0.5 - _SLOT * (locks.index(item.lock) + 0.5)
         hatched = isinstance(item, Wait)
         ax.add_patch(Rectangle((item.start, y - _SLOT * 0.35), max(item.end - item.start, 0.3), _SLOT * 0.7,
                                facecolor="white" if hatched else colour[item.lock], edgecolor=colour[item.lock],
                                hatch="////" if hatched else None, linewidth=1, zorder=5))
+    for f in spans.failed:
+        y = centre[f.cpu] - 0.5 - _SLOT * (locks.index(f.lock) + 0.5)
+        ax.plot([f.index], [y], marker="o", color="white", markeredgecolor=colour[f.lock], markersize=8,
+                markeredgewidth=2, zorder=6)
     for s in spans.stuck:
         y = centre[s.cpu]
         ax.plot([s.index], [y], marker="X", color="#b2182b", markersize=14, markeredgecolor="white", zorder=12)
@@ -232,6 +249,9 @@ def context_timeline(events, ax=None, title: str | None = None) -> Figure:
     handles += [LegendPatch(facecolor=colour[n], edgecolor=colour[n], label=f"holds {n}") for n in locks]
     if spans.waits:
         handles.append(LegendPatch(facecolor="white", edgecolor="black", hatch="////", label="spins/sleeps"))
+    if spans.failed:
+        handles.append(Line2D([], [], marker="o", color="white", markeredgecolor="black", markeredgewidth=2,
+                              label="trylock failed"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     if title:
         ax.set_title(title)
