@@ -80,6 +80,8 @@ def save_stack(flags: int) -> int:
     While the current task is already inside page_owner (the depot allocating a pool, which runs
     ``post_alloc_hook`` again) it returns :data:`dummy_handle` instead of recursing; an interrupt
     shares ``current`` with the task it interrupted, so it gets the dummy handle too, as in the kernel.
+    The trace skips ``save_stack`` and its caller (the kernel's ``skipnr`` of 2), so it starts at the
+    ``set_page_owner``/``reset_page_owner`` wrapper (inlined away in C).
     """
     owner = running().kernel.page_owner
     current = this_cpu().task
