@@ -1,10 +1,22 @@
-"""Migratetypes and the per-zone structures of ``include/linux/mmzone.h``.
+"""Zones, free areas and per-CPU pagesets (``include/linux/mmzone.h``).
 
-Only the constants live here for now; the zone and pcp structures are in :mod:`tryalloc.mm.page_alloc`'s
-companion modules.  Values follow ``enum migratetype`` of v6.13 without ``CONFIG_CMA`` and
-``CONFIG_MEMORY_ISOLATION`` gaps: isolate is kept (memory offlining is modelled as data only).
+One node has one zone (``ZONE_NORMAL``) in this model.  A zone owns:
+
+* ``free_area[order].free_list[migratetype]``: the buddy free lists.  Each list is an ``OrderedDict``
+  keyed by the pfn of a free block's first page, so removing a buddy found by pfn is O(1) and the
+  head/tail distinction of ``list_add``/``list_add_tail`` survives (``move_to_end(last=False)``).
+* ``lock``: ``zone->lock``, a ``spinlock_t`` taken only with the irqsave variants (spec 1.1).
+* ``per_cpu_pageset``: a :class:`~tryalloc.kernel.percpu.PerCpu` of :class:`per_cpu_pages`, each
+  with its own ``spinlock_t`` (lockdep class ``&pcp->lock``).
+* the pageblock migratetypes (``pageblock_flags``), one byte per pageblock.
+* ``vm_stat[NR_FREE_PAGES]`` and the three watermarks.
 """
 from __future__ import annotations
+
+from collections import OrderedDict, deque
+
+from ..kernel.locking import spinlock_t
+from ..kernel.percpu import PerCpu
 
 MIGRATE_UNMOVABLE = 0
 MIGRATE_MOVABLE = 1
@@ -14,5 +26,91 @@ MIGRATE_PCPTYPES = 3
 MIGRATE_HIGHATOMIC = MIGRATE_PCPTYPES
 MIGRATE_ISOLATE = 4
 MIGRATE_TYPES = 5
-
 MIGRATETYPE_NAMES = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isolate")
+
+#: ``PAGE_ALLOC_COSTLY_ORDER``: the largest order every pcp caches.
+PAGE_ALLOC_COSTLY_ORDER = 3
+NR_LOWORDER_PCP_LISTS = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1)
+
+WMARK_MIN, WMARK_LOW, WMARK_HIGH = 0, 1, 2
+NR_FREE_PAGES = "NR_FREE_PAGES"
+
+
+def migratetype_is_mergeable(mt: int) -> bool:
+    """Free blocks of these types may merge across pageblocks (``mm/internal.h``)."""
+    return mt < MIGRATE_PCPTYPES
+
+
+class free_area:
+    """``struct free_area``: the free blocks of one order, one list per migratetype."""
+
+    __slots__ = ("free_list", "nr_free")
+
+    def __init__(self):
+        self.free_list = [OrderedDict() for _ in range(MIGRATE_TYPES)]
+        self.nr_free = 0
+
+
+class per_cpu_pages:
+    """``struct per_cpu_pages``: one CPU's cache of free pages for one zone.
+
+    ``lists[pindex]`` holds pfns, head on the left; ``count`` is in pages.  The model holds ``high``
+    fixed (no ``decay_pcp_high`` tuning, no ``free_high`` heuristics; spec I3 model's reading).
+    """
+
+    def __init__(self, name: str, nr_lists: int, high: int, batch: int):
+        self.lock = spinlock_t(name, cls="&pcp->lock")
+        self.lists = [deque() for _ in range(nr_lists)]
+        self.count = 0
+        self.high = high
+        self.batch = batch
+        self.free_count = 0
+
+    def __repr__(self) -> str:
+        return f"<per_cpu_pages {self.lock.name} count={self.count} high={self.high} batch={self.batch}>"
+
+
+class zone:
+    """``struct zone``: one node's ``ZONE_NORMAL``, pfns ``zone_start_pfn .. zone_end_pfn - 1``."""
+
+    def __init__(self, kernel, nid: int, start_pfn: int, nr_pages: int, nr_pcp_lists: int):
+        cfg = kernel.config
+        self.name = "Normal"
+        self.nid = nid
+        self.zone_start_pfn = start_pfn
+        self.spanned_pages = nr_pages
+        self.managed_pages = nr_pages
+        prefix = "" if cfg.nr_nodes == 1 else f"node{nid}:"
+        self.lock = spinlock_t(prefix + "zone->lock", cls="&zone->lock")
+        self.free_area = [free_area() for _ in range(cfg.max_order + 1)]
+        self.pageblock_order = cfg.pageblock_order
+        self.pageblock_flags = bytearray([MIGRATE_MOVABLE]) * (nr_pages >> cfg.pageblock_order)
+        self.vm_stat = {NR_FREE_PAGES: 0}
+        self._watermark = [0, 0, 0]
+        self.watermark_boost = 0
+        self.lowmem_reserve = 0
+        self.per_cpu_pageset = PerCpu(prefix + "zone->per_cpu_pageset", cfg.nr_cpus,
+                                      lambda cpu: per_cpu_pages(f"{prefix}pcp->lock[cpu{cpu}]", nr_pcp_lists, 0, 1))
+
+    @property
+    def zone_end_pfn(self) -> int:
+        return self.zone_start_pfn + self.spanned_pages
+
+    def wmark_pages(self, i: int) -> int:
+        return self._watermark[i] + self.watermark_boost
+
+    def min_wmark_pages(self) -> int:
+        return self.wmark_pages(WMARK_MIN)
+
+    def low_wmark_pages(self) -> int:
+        return self.wmark_pages(WMARK_LOW)
+
+    def high_wmark_pages(self) -> int:
+        return self.wmark_pages(WMARK_HIGH)
+
+    def __repr__(self) -> str:
+        return f"<zone {self.name} node{self.nid} free={self.vm_stat[NR_FREE_PAGES]}>"
+
+
+def zone_page_state(zone: zone, item: str) -> int:
+    return zone.vm_stat[item]
