@@ -114,10 +114,3 @@ class InvariantError(KernelReport):
     places, two free buddies left unmerged, a pcp count or free counter that disagrees with its lists."""
 
     title = "BUG: page allocator invariant violated"
-
-
-class InvariantError(KernelReport):
-    """The page allocator's books do not balance: a page lost or counted twice, a free page in two
-    places, two free buddies left unmerged, a pcp count or free counter that disagrees with its lists."""
-
-    title = "BUG: page allocator invariant violated"
