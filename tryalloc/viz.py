@@ -230,7 +230,7 @@ def context_timeline(events, ax=None, title: str | None = None) -> Figure:
                                hatch="////" if hatched else None, linewidth=1, zorder=5))
     for f in spans.failed:
         y = centre[f.cpu] - 0.5 - _SLOT * (locks.index(f.lock) + 0.5)
-        ax.plot([f.index], [y], marker="o", color="white", markeredgecolor=colour[f.lock], markersize=8,
+        ax.plot([f.index], [y], marker="o", color="white", markeredgecolor="black", markersize=8,
                 markeredgewidth=2, zorder=6)
     for s in spans.stuck:
         y = centre[s.cpu]
