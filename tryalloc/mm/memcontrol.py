@@ -205,6 +205,14 @@ def _check_nr(nr_pages, what: str) -> int:
     return nr_pages
 
 
+def memcg_check_usable(kernel, memcg, what: str) -> mem_cgroup:
+    """Refuse (:class:`~tryalloc.errors.InvalidArgumentError`) a memcg of another machine or an
+    offline one, for callers outside this module that are handed a memcg (BPF map creation)."""
+    _check_memcg(_state(kernel), memcg, what)
+    _check_online(memcg, what)
+    return memcg
+
+
 def _require_no_run(what: str) -> None:
     # creating and removing cgroups is the administrator's business, done between scenarios
     try:
@@ -445,8 +453,8 @@ def task_set_memcg(kernel, cpu: int, memcg: mem_cgroup) -> None:
     state.task_memcg[kernel.cpus[cpu].task] = memcg
 
 
-def _objcg_of(memcg: mem_cgroup) -> obj_cgroup | None:
-    # the first objcg from memcg up, stopping before root (root has none)
+def __get_obj_cgroup_from_memcg(memcg: mem_cgroup) -> obj_cgroup | None:
+    """The first objcg from ``memcg`` up, stopping before root (which has none)."""
     while not mem_cgroup_is_root(memcg):
         if memcg.objcg is not None:
             return memcg.objcg
@@ -467,7 +475,7 @@ def current_obj_cgroup() -> obj_cgroup | None:
         memcg = task.active_memcg or state.task_memcg.get(task)
     else:
         memcg = state.int_active_memcg[smp_processor_id()]
-    return _objcg_of(memcg) if memcg is not None else None
+    return __get_obj_cgroup_from_memcg(memcg) if memcg is not None else None
 
 
 def obj_cgroup_get(objcg: obj_cgroup) -> None:

@@ -1,0 +1,99 @@
+"""BPF maps and their memcg-accounted pages (``kernel/bpf/syscall.c``), as of v6.13.
+
+A map remembers the memcg of whoever created it (``bpf_map_save_memcg``: it keeps that memcg's objcg,
+so if the memcg is later removed the map's charges go to the parent, as the objcg is reparented).
+:func:`bpf_map_alloc_pages` charges every page it allocates to that memcg by making it the active
+memcg around the allocations (spec 1.4).  Patch 6 of the series drops its ``gfp`` argument and picks
+``try_alloc_pages`` in atomic contexts (spec section 7); this is the version before.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InvalidArgumentError
+from ..include.gfp import __GFP_ACCOUNT, check_gfp
+from ..kernel.sched import running
+from ..mm.memcontrol import ENOMEM, __get_obj_cgroup_from_memcg, memcg_check_usable, set_active_memcg
+from ..mm.page_alloc import NUMA_NO_NODE, __free_page, alloc_pages_node
+
+#: The map types the model has (``enum bpf_map_type``, by name).
+BPF_MAP_TYPE_ARRAY = "array"
+BPF_MAP_TYPE_ARENA = "arena"
+
+
+@dataclass(eq=False)
+class bpf_map:
+    """``struct bpf_map``: its type, flags and size, and the objcg it charges (``None``: root)."""
+
+    map_type: str
+    map_flags: int
+    max_entries: int
+    objcg: object
+    kernel: object
+
+    def __repr__(self) -> str:
+        return f"<bpf_map {self.map_type} max_entries={self.max_entries}>"
+
+
+def bpf_map_init_from_attr(kernel, map_type: str, max_entries: int, map_flags: int = 0, memcg=None) -> bpf_map:
+    """A map created by a task in ``memcg`` (``None``: the root memcg, nothing charged).
+
+    ``bpf_map_init_from_attr`` + ``bpf_map_save_memcg``; the kernel takes the creating task's memcg,
+    the model takes it as an argument.  An offline memcg or one of another machine, or a bad size,
+    raises :class:`~tryalloc.errors.InvalidArgumentError`.
+    """
+    if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 0:
+        raise InvalidArgumentError(f"bpf map: max_entries must be an int >= 0, got {max_entries!r}")
+    if isinstance(map_flags, bool) or not isinstance(map_flags, int) or map_flags < 0:
+        raise InvalidArgumentError(f"bpf map: map_flags must be an int >= 0, got {map_flags!r}")
+    objcg = None
+    if memcg is not None:
+        memcg_check_usable(kernel, memcg, "bpf_map_init_from_attr")
+        objcg = __get_obj_cgroup_from_memcg(memcg)
+    return bpf_map(map_type, map_flags, max_entries, objcg, kernel)
+
+
+def bpf_map_get_memcg(map: bpf_map):
+    """The memcg the map charges: its objcg's memcg now, or root (``bpf_map_get_memcg``)."""
+    if map.objcg is not None:
+        return map.objcg.memcg
+    return map.kernel.memcg.root_mem_cgroup
+
+
+def bpf_map_alloc_pages(map: bpf_map, gfp: int, nid: int, nr_pages: int, pages: list) -> int:
+    """Allocate ``nr_pages`` order-0 pages charged to the map's memcg into ``pages[0:nr_pages]``.
+
+    ``kernel/bpf/syscall.c: bpf_map_alloc_pages`` (v6.13): with the map's memcg active, each page is
+    ``alloc_pages_node(nid, gfp | __GFP_ACCOUNT, 0)``; at the first failure the pages allocated so far
+    are freed with ``__free_page`` and the result is ``-ENOMEM`` (all or nothing).  Returns 0.
+    ``pages`` is the caller's array: a list with room for ``nr_pages``; on failure the model resets
+    the slots it wrote to ``None`` (the kernel leaves the freed pointers there).  Bad arguments raise
+    :class:`~tryalloc.errors.InvalidArgumentError` before anything is allocated.
+    """
+    check_gfp(gfp)
+    kernel = running().kernel
+    if map.kernel is not kernel:
+        raise InvalidArgumentError(f"bpf_map_alloc_pages: {map!r} belongs to another machine")
+    if isinstance(nr_pages, bool) or not isinstance(nr_pages, int) or nr_pages < 0:
+        raise InvalidArgumentError(f"bpf_map_alloc_pages: nr_pages must be an int >= 0, got {nr_pages!r}")
+    if not isinstance(pages, list) or len(pages) < nr_pages:
+        raise InvalidArgumentError(f"bpf_map_alloc_pages: pages must be a list with room for {nr_pages} pages")
+    if nid != NUMA_NO_NODE and (isinstance(nid, bool) or not isinstance(nid, int)
+                                or not 0 <= nid < kernel.config.nr_nodes):
+        raise InvalidArgumentError(f"bpf_map_alloc_pages: no node {nid!r} (NUMA_NO_NODE or 0.."
+                                   f"{kernel.config.nr_nodes - 1})")
+    memcg = bpf_map_get_memcg(map)
+    old_memcg = set_active_memcg(memcg)
+    ret = 0
+    for i in range(nr_pages):
+        pg = alloc_pages_node(nid, gfp | __GFP_ACCOUNT, 0)
+        if pg is not None:
+            pages[i] = pg
+            continue
+        for j in range(i):
+            __free_page(pages[j])
+            pages[j] = None
+        ret = -ENOMEM
+        break
+    set_active_memcg(old_memcg)
+    return ret
