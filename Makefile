@@ -1,9 +1,11 @@
 # One-word entry points.  Every target installs what it needs into .venv first.
+SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test lint bench clean
+.PHONY: book test test-levels lint bench clean
+LEVELS := 0 1 2 3 4 5 6 6.15
 
 $(STAMP): requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,10 +18,22 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . -n -W --keep-going
 
-## test: the package's tests and the linter
+## test: the package's tests and the linter, then the suite once per level of the series
 test: $(STAMP)
-	$(PY) -m pytest
+	$(VENV)/bin/pytest
 	$(VENV)/bin/ruff check .
+	$(MAKE) --no-print-directory test-levels
+
+## test-levels: generate the package as of each level and run the suite on it (rules are checked
+## per level: a test marked with a rule must fail where the rule does not hold)
+test-levels: $(STAMP)
+	@set -e; gen=$$(mktemp -d); for level in $(LEVELS); do \
+	  $(PY) -m tryalloc.series write $$level $$gen/$$level >/dev/null; \
+	  echo "== level $$level"; \
+	  PYTHONPATH=$$gen/$$level $(VENV)/bin/pytest -q -p no:cacheprovider -x \
+	    --deselect tests/test_series.py 2>&1 | tail -n 3; \
+	  test "$${PIPESTATUS[0]}" = 0 || exit 1; \
+	done; rm -rf $$gen
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -138,3 +138,15 @@ def test_every_injection_point_is_explored():
     assert result.complete
     # six lock operations give six points plus the start: seven places for the NMI, and one run without it
     assert result.outcomes == {1: 7, 0: 1}
+
+
+def test_a_script_can_be_reused_for_another_run():
+    script = Scripted(When(cpu=0, op="acquired", obj="L", inject="nmi"))
+    counts = []
+    for _ in range(2):
+        k = Kernel(nr_cpus=1)
+        lock = spinlock_t("L")
+        k.spawn(0, lambda lock=lock: (spin_lock(lock), spin_unlock(lock)))
+        k.on_interrupt(0, "nmi", lambda: None)
+        counts.append(k.run(script).injections)
+    assert counts == [1, 1]

@@ -204,11 +204,14 @@ class Scripted(Strategy):
     def __init__(self, *triggers: When, order: tuple[int, ...] | None = None):
         self.triggers = list(triggers)
         self.order = order
-        self.seen = [0] * len(triggers)
-        self.pending: list[tuple[int, str]] = []
-        self.checked = 0  # events already matched against the triggers
+        self._run = None
 
     def choose(self, run, options):
+        if run is not self._run:  # a new run: the same script starts over
+            self._run = run
+            self.seen = [0] * len(self.triggers)
+            self.pending: list[tuple[int, str]] = []
+            self.checked = 0  # events already matched against the triggers
         for ev in run.events[self.checked:]:
             for i, t in enumerate(self.triggers):
                 if (ev[1] == t.cpu and ev[3] == t.op and (t.obj is None or ev[4] == t.obj)
