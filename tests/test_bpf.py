@@ -15,17 +15,19 @@ from tryalloc.bpf.arena import (
 )
 from tryalloc.bpf.prog import bpf_prog_attach_perf_event, bpf_prog_attach_tracepoint
 from tryalloc.bpf.syscall import BPF_MAP_TYPE_ARRAY, bpf_map_alloc_pages, bpf_map_init_from_attr
-from tryalloc.errors import InvalidArgumentError, InvalidContextError
-from tryalloc.include.gfp import __GFP_ZERO, GFP_ATOMIC, GFP_KERNEL
+from tryalloc.errors import InvalidArgumentError, InvalidContextError, PerCpuCorruptionError
+from tryalloc.include.gfp import __GFP_ZERO, GFP_ATOMIC, GFP_KERNEL, GFP_KERNEL_ACCOUNT
 from tryalloc.kernel.locking import spin_lock_irqsave, spin_unlock_irqrestore
 from tryalloc.mm.debug import check_invariants, pfn_states
 from tryalloc.mm.memcontrol import (
     ENOMEM,
     MEMCG_DATA_KMEM,
+    STOCK_LOCK,
     drain_local_stock,
     mem_cgroup_create,
     memcg_invariants,
     set_active_memcg,
+    task_set_memcg,
 )
 from tryalloc.mm.page import CONTENT_ZERO, page_ref_count
 from tryalloc.mm.page_alloc import NUMA_NO_NODE, __free_page, alloc_pages
@@ -252,3 +254,31 @@ def test_attaching_bad_programs_is_refused(k):
     with pytest.raises(InvalidArgumentError, match="unknown tracepoint"):
         bpf_prog_attach_tracepoint(k, "sched_switch", lambda ctx: None)
     assert k.tracepoints["mm_page_alloc"] == []
+
+
+def test_a_perf_nmi_program_filling_its_map_while_the_task_charges_corrupts_the_memcg_stock():
+    """The memcg half of the problem (spec 0.1): the task is inside stock_lock charging its own
+    allocation when the NMI's program allocates map pages and charges them too.  Both take their
+    page from the buddy lists here, so lockdep (set to warn) also flags the NMI's zone->lock."""
+    k = Kernel(nr_cpus=2, pages_per_node=1024, detectors={"lockdep": "warn"})
+    task_set_memcg(k, 0, mem_cgroup_create(k, "task"))
+    m = array_map(k, mem_cgroup_create(k, "map"))
+    bpf_prog_attach_perf_event(k, 0, lambda ctx: bpf_map_alloc_pages(m, GFP_ATOMIC, NUMA_NO_NODE, 1, [None]))
+    k.spawn(0, lambda: alloc_pages(GFP_KERNEL_ACCOUNT, 0))
+    with pytest.raises(PerCpuCorruptionError, match="CPU0/nmi and CPU0/task0 both inside memcg_stock.stock_lock"):
+        k.run(Scripted(When(cpu=0, op="acquired", obj=STOCK_LOCK, inject="nmi")))
+    assert [r.title for r in k.reports] == ["WARNING: inconsistent lock state"]
+
+
+def test_the_same_program_firing_outside_the_stock_lock_charges_both_memcgs(k):
+    own = mem_cgroup_create(k, "task")
+    task_set_memcg(k, 0, own)
+    m = array_map(k, mem_cgroup_create(k, "map"))
+    got = [None]
+    bpf_prog_attach_perf_event(k, 0, lambda ctx: bpf_map_alloc_pages(m, GFP_ATOMIC, NUMA_NO_NODE, 1, got))
+    k.spawn(0, lambda: alloc_pages(GFP_KERNEL_ACCOUNT, 0))
+    res = k.run(Scripted(When(cpu=0, op="start", inject="nmi")))
+    assert res.results[0].memcg_data == own.objcg.id | MEMCG_DATA_KMEM
+    assert got[0].memcg_data == m.objcg.id | MEMCG_DATA_KMEM
+    assert (own.kmem, m.objcg.memcg.kmem) == (1, 1)
+    books(k)
