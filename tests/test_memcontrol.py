@@ -346,3 +346,19 @@ def test_on_rt_the_nmi_takes_a_sleeping_lock_instead():
     _nmi_charging_scenario(k, lambda a: try_charge_memcg(a, GFP_KERNEL, 1))
     with pytest.raises(InvalidContextError, match="in NMI"):
         k.run(Scripted(When(cpu=0, op="start", inject="nmi")))
+
+
+def test_a_page_outliving_a_child_of_root_uncharges_through_roots_stock(k):
+    a = mem_cgroup_create(k, "a")
+    task_set_memcg(k, 0, a)
+    page = k.mem_map.page(4)
+    k.call(__memcg_kmem_charge_page, page, GFP_KERNEL, 0)
+    task_set_memcg(k, 0, k.memcg.root_mem_cgroup)
+    mem_cgroup_offline(k, a)
+    assert usage(k, "root") == 1  # the offline drain returned a's stock; the page's charge remains
+    k.call(__memcg_kmem_uncharge_page, page, 0)
+    assert stock(k)["cached"] == "root" and stock(k)["nr_pages"] == 1
+    memcg_invariants(k)
+    k.call(drain_local_stock)
+    assert usage(k, "root") == 0 and usage(k, "a") == 1  # a dying memcg keeps what it was charged
+    memcg_invariants(k)

@@ -156,7 +156,11 @@ class mem_cgroup:
 
 @dataclass(eq=False)
 class memcg_stock_pcp:
-    """``struct memcg_stock_pcp``: pages one CPU has pre-charged to one memcg (never root)."""
+    """``struct memcg_stock_pcp``: pages one CPU has pre-charged to one memcg.
+
+    Charges never stock root (``try_charge`` returns early for it), but an uncharge through an objcg
+    reparented to root does, as in the kernel's ``refill_stock``.
+    """
 
     cached: mem_cgroup | None = None
     nr_pages: int = 0
