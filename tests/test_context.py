@@ -129,3 +129,20 @@ def test_unbalanced_preempt_enable_is_refused():
 def test_model_code_outside_a_run_is_refused():
     with pytest.raises(ContextError, match="inside"):
         in_nmi()
+
+
+def test_a_run_ending_in_an_exception_leaves_the_cpus_idle_and_usable():
+    from tryalloc.kernel.locking import spin_lock, spinlock_t
+
+    k = Kernel(nr_cpus=1, detectors={"lockdep": "off"})
+    lock = spinlock_t("L")
+
+    def fail():
+        spin_lock(lock)
+        raise RuntimeError("model code failed")
+
+    with pytest.raises(RuntimeError):
+        k.call(fail, context="hardirq")
+    cpu = k.cpus[0]
+    assert (cpu.path(), cpu.preempt_count, cpu.irqs_disabled, lock.owner) == ("task", 0, False, None)
+    assert k.call(lambda: this_cpu().path(), context="hardirq") == "task>hardirq"

@@ -25,9 +25,10 @@ from bisect import bisect_right
 
 from ..errors import InvalidArgumentError, LockUsageError
 from ..include.gfp import __GFP_ZERO, GFP_KERNEL
+from ..kernel.preempt import might_sleep
 from ..kernel.sched import event, point, running, wait_for
 from ..mm.page import page_ref_inc, put_page_testzero
-from ..mm.page_alloc import NUMA_NO_NODE, __free_page, might_sleep
+from ..mm.page_alloc import NUMA_NO_NODE, __free_page
 from .syscall import BPF_MAP_TYPE_ARENA, bpf_map, bpf_map_alloc_pages, bpf_map_init_from_attr
 
 PAGE_SHIFT = 12

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ContextError
+from ..errors import ContextError, InvalidContextError
 from .context import HARDIRQ_MASK, NMI_MASK, PREEMPT_MASK, SOFTIRQ_DISABLE_OFFSET, SOFTIRQ_MASK, SOFTIRQ_OFFSET
-from .sched import this_cpu
+from .report import compose
+from .sched import running, this_cpu
 
 
 def preempt_count() -> int:
@@ -122,3 +123,19 @@ def local_irq_disable() -> None:
 
 def local_irq_enable() -> None:
     this_cpu().irqs_disabled = False
+
+
+def might_sleep(what) -> None:
+    """``might_sleep()`` (``include/linux/kernel.h``): code that may sleep was reached; in atomic
+    context (preemption or interrupts disabled, or any interrupt context) that is an invalid-context
+    report.  ``what`` names the sleeper; it may be a callable, called only if a report is made, so
+    hot paths need not format a message they will not use."""
+    run = running()
+    cpu = run.cpu
+    if cpu.preempt_count or cpu.irqs_disabled:
+        what = what() if callable(what) else what
+        body = (f"{cpu.top.name} ({cpu.path()}) may sleep in {what}, but in_atomic(): "
+                f"{int(bool(cpu.preempt_count))}, irqs_disabled(): {int(cpu.irqs_disabled)}, "
+                f"preempt_count={cpu.preempt_count:#x}")
+        run.kernel.detect("invalid_context", InvalidContextError(
+            compose(f"{what} in atomic context", body, "", run.cpus, run.events)))

@@ -275,6 +275,7 @@ class Run:
         self.kernel = kernel
         self.rt = kernel.config.preempt_rt
         self.smp = kernel.config.smp
+        self.lockdep = kernel.config.detector("lockdep") != "off"
         self.cpus: list[CPU] = kernel.cpus
         self.tasks = tasks
         self.sources = sources
@@ -427,6 +428,23 @@ class Run:
 
         return body
 
+    def _unwind_cpus(self) -> None:
+        """A run that ends in an exception leaves every CPU back in its idle task: interrupt frames
+        popped, no lock held by any of its contexts, preemption and interrupts enabled.  (Usage
+        errors are raised before the model changes; after a report the locks' data is whatever the
+        report says it is.)"""
+        for cpu in self.cpus:
+            for ctx in cpu.stack:
+                for lock in ctx.held:
+                    _release_on_unwind(lock, cpu)
+                ctx.held.clear()
+            del cpu.stack[1:]
+            cpu.path_str = cpu.stack[0].kind
+            cpu.preempt_count = 0
+            cpu.irqs_disabled = False
+            cpu.migrate_disabled = 0
+            cpu.waiting = None
+
     # -- the hub: runs in the caller's greenlet ----------------------------------------------------
     def execute(self):
         global _run
@@ -460,6 +478,9 @@ class Run:
             report.with_replay(self.replay)
             report.events = self.events
             raise
+        except BaseException:
+            self._unwind_cpus()
+            raise
         finally:
             _run = None
             for cid, glet in list(self._glets.items()):
@@ -470,6 +491,14 @@ class Run:
             self._glets = {}
         return RunResult(self.fingerprint, self.choices, self.events, self.results, self.preemptions,
                          self.injections)
+
+
+def _release_on_unwind(lock, cpu: CPU) -> None:
+    if hasattr(lock, "_holder"):  # a local_lock_t: per-CPU holder
+        lock._holder[cpu.id] = None
+        return
+    lock.shadowed.clear()
+    lock.owner = None
 
 
 @dataclass

@@ -35,13 +35,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import ConfigError, ContextError, InvalidArgumentError, InvalidContextError, MemcgAccountingError
+from ..errors import ConfigError, ContextError, InvalidArgumentError, MemcgAccountingError
 from ..include.gfp import __GFP_HIGH, __GFP_NOFAIL, check_gfp, gfpflags_allow_blocking
 from ..kernel.locking.local_lock import local_lock_irqsave, local_lock_t, local_unlock_irqrestore
 from ..kernel.machine import initcall
 from ..kernel.percpu import PerCpu, per_cpu_ptr, this_cpu_ptr
-from ..kernel.preempt import in_task, preempt_count, smp_processor_id
-from ..kernel.report import compose
+from ..kernel.preempt import in_task, might_sleep, smp_processor_id
 from ..kernel.sched import event, point, running, this_cpu
 
 ENOMEM = 12
@@ -359,17 +358,6 @@ def memcg_memory_event(memcg: mem_cgroup, event_name: str) -> None:
     event(f"memcg_memory_event:{event_name}", memcg.name)
 
 
-def _might_sleep(what: str) -> None:
-    """``might_sleep()``: a blocking charge in atomic context is reported as an invalid context."""
-    cpu = this_cpu()
-    if preempt_count() or cpu.irqs_disabled:
-        run = running()
-        body = (f"{cpu.top.name} ({cpu.path()}) may sleep in {what}, but preempt_count={cpu.preempt_count:#x}, "
-                f"irqs {'off' if cpu.irqs_disabled else 'on'}")
-        run.kernel.detect("invalid_context", InvalidContextError(
-            compose(f"{what} in atomic context", body, "", run.cpus, run.events)))
-
-
 def try_charge_memcg(memcg: mem_cgroup, gfp_mask: int, nr_pages: int) -> int:
     """Charge ``nr_pages`` to ``memcg``: 0 or ``-ENOMEM``.  ``mm/memcontrol.c: try_charge_memcg``.
 
@@ -404,7 +392,7 @@ def try_charge_memcg(memcg: mem_cgroup, gfp_mask: int, nr_pages: int) -> int:
         if gfpflags_allow_blocking(gfp_mask):
             memcg_memory_event(mem_over_limit, "max")
             raised_max_event = True
-            _might_sleep("try_to_free_mem_cgroup_pages")
+            might_sleep("try_to_free_mem_cgroup_pages")
             point("try_to_free_mem_cgroup_pages", mem_over_limit.name)
         if gfp_mask & (__GFP_NOFAIL | __GFP_HIGH):  # nomem: atomic and nofail charges go through
             return _force(memcg, mem_over_limit, nr_pages, raised_max_event)

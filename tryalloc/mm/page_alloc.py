@@ -25,7 +25,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from ..errors import InvalidArgumentError, InvalidContextError
+from ..errors import InvalidArgumentError
 from ..include.gfp import (
     __GFP_ACCOUNT,
     __GFP_COMP,
@@ -49,9 +49,9 @@ from ..kernel.percpu import per_cpu_ptr, this_cpu_ptr
 from ..kernel.preempt import (
     local_irq_restore,
     local_irq_save,
+    might_sleep,
     migrate_disable,
     migrate_enable,
-    preempt_count,
     preempt_disable,
     preempt_enable,
 )
@@ -610,17 +610,6 @@ def prep_new_page(page: Page, order: int, gfp: int, alloc_flags: int) -> None:
         prep_compound_page(page, order)
 
 
-def might_sleep(what: str) -> None:
-    """``might_sleep()``: a blocking allocation in atomic context is an invalid-context report."""
-    run = running()
-    cpu = run.cpu
-    if preempt_count() or cpu.irqs_disabled:
-        why = (f"in_atomic(): {int(bool(preempt_count()))}, irqs_disabled(): {int(cpu.irqs_disabled)}, "
-               f"context {cpu.path()}")
-        run.kernel.detect("invalid_context", InvalidContextError(
-            f"{cpu.top.name}: {what} may sleep but was called in atomic context ({why})"))
-
-
 def should_fail_alloc_page(gfp: int, order: int) -> bool:
     """Fault injection (``fail_page_alloc``), configured by ``kernel.fail_page_alloc``."""
     attr = running().kernel.fail_page_alloc
@@ -647,7 +636,7 @@ def prepare_alloc_pages(gfp: int, order: int, preferred_nid: int, nodemask) -> t
         zonelist = zonelist[:1]
     ac = alloc_context(zonelist, nodemask, gfp_migratetype(gfp), zonelist[0])
     if gfpflags_allow_blocking(gfp):
-        might_sleep(f"page allocation with {format_gfp(gfp)}")
+        might_sleep(lambda: f"page allocation with {format_gfp(gfp)}")
     if should_fail_alloc_page(gfp, order):
         return None
     return ac, ALLOC_WMARK_LOW

@@ -57,7 +57,8 @@ def _enter(lock: local_lock_t, op: str) -> None:
         scen = interrupt_scenario(cpu.id, f"{op}({lock.name})", ctx.kind, f"{op}({lock.name})")
         run.kernel.detect("percpu", PerCpuCorruptionError(
             compose(f"{ctx.name} and {inside.name} both inside {lock.name}", body, scen, run.cpus, run.events)))
-    run.kernel.lockdep.acquire(lock, ctx, trylock=False)
+    if run.lockdep:
+        run.kernel.lockdep.acquire(lock, ctx, trylock=False)
     lock._holder[cpu.id] = ctx
     ctx.held.append(lock)
     event("acquired", lock)

@@ -21,7 +21,7 @@ from ...errors import DeadlockError, InvalidContextError, LockUsageError, PerCpu
 from ..context import HARDIRQ_MASK, NMI_MASK, PREEMPT_MASK
 from ..preempt import IrqFlags, check_flags, local_irq_restore, local_irq_save
 from ..report import compose, interrupt_scenario
-from ..sched import point, running, wait_for
+from ..sched import running, wait_for
 
 
 class raw_spinlock_t:
@@ -68,21 +68,6 @@ def _check_may_sleep(run, lock, op: str) -> None:
         run.kernel.detect("invalid_context", _invalid_context(run, lock, op, why))
 
 
-def _pin(run, sleeping: bool) -> None:
-    # a spinning lock disables preemption; a sleeping one (RT) only pins the task to the CPU
-    if sleeping:
-        run.cpu.migrate_disabled += 1
-    else:
-        run.cpu.preempt_count += 1
-
-
-def _unpin(run, sleeping: bool) -> None:
-    if sleeping:
-        run.cpu.migrate_disabled -= 1
-    else:
-        run.cpu.preempt_count -= 1
-
-
 def _take(run, lock, ctx) -> None:
     """Make ``ctx`` the owner.  On UP there is no lock word, so an owner already there is
     shadowed: both contexts are now inside the section, which the percpu detector reports."""
@@ -120,16 +105,22 @@ def _aa_deadlock(run, lock, ctx, op: str) -> DeadlockError:
 
 def _lock(lock, op: str) -> None:
     run = running()
-    sleeping = _sleeps(run, lock)
+    cpu = run.cpu
+    sleeping = run.rt and lock.sleeps_on_rt
     if sleeping:
         _check_may_sleep(run, lock, op)
-    point(op, lock)
-    ctx = run.cpu.stack[-1]
-    _pin(run, sleeping)
+    run.log(op, lock)  # the scheduling point, inlined: announce ...
+    run.schedule()  # ... and let others run first
+    ctx = cpu.stack[-1]
+    if sleeping:
+        cpu.migrate_disabled += 1
+    else:
+        cpu.preempt_count += 1
     smp = run.smp
-    if smp and lock.owner is not None and lock.owner.cpu is run.cpu:
+    if smp and lock.owner is not None and lock.owner.cpu is cpu:
         raise _aa_deadlock(run, lock, ctx, op)
-    run.kernel.lockdep.acquire(lock, ctx, trylock=False)
+    if run.lockdep:
+        run.kernel.lockdep.acquire(lock, ctx, trylock=False)
     if smp and lock.owner is not None:
         run.log("sleep" if sleeping else "spin", lock)
         wait_for(lock)
@@ -138,42 +129,53 @@ def _lock(lock, op: str) -> None:
 
 def _trylock(lock, op: str) -> bool:
     run = running()
-    sleeping = _sleeps(run, lock)
-    if sleeping and run.cpu.preempt_count & (NMI_MASK | HARDIRQ_MASK):
-        why = "in NMI" if run.cpu.preempt_count & NMI_MASK else "in hard-IRQ"
+    cpu = run.cpu
+    sleeping = run.rt and lock.sleeps_on_rt
+    if sleeping and cpu.preempt_count & (NMI_MASK | HARDIRQ_MASK):
+        why = "in NMI" if cpu.preempt_count & NMI_MASK else "in hard-IRQ"
         run.kernel.detect("invalid_context", _invalid_context(
             run, lock, op, f"{why}, an rt_mutex trylock would make the interrupted task look like the owner"))
-    point(op, lock)
-    ctx = run.cpu.stack[-1]
+    run.log(op, lock)
+    run.schedule()
     if run.smp and lock.owner is not None:
         run.log("trylock-failed", lock)
         return False
-    _pin(run, sleeping)
-    run.kernel.lockdep.acquire(lock, ctx, trylock=True)
+    ctx = cpu.stack[-1]
+    if sleeping:
+        cpu.migrate_disabled += 1
+    else:
+        cpu.preempt_count += 1
+    if run.lockdep:
+        run.kernel.lockdep.acquire(lock, ctx, trylock=True)
     _take(run, lock, ctx)
     return True
 
 
 def _check_owner(run, lock, op: str) -> None:
     ctx = run.cpu.stack[-1]
+    if lock.owner is ctx and isinstance(lock, raw_spinlock_t):
+        return
     if not isinstance(lock, raw_spinlock_t):
         raise LockUsageError(f"{op}: {lock!r} is not a spin lock")
     if lock.owner is None:
         raise LockUsageError(f"{op}({lock.name}) on CPU{run.cpu.id}: the lock is not held")
-    if lock.owner is not ctx:
-        where = "on another CPU" if lock.owner.cpu is not run.cpu else "by another context of this CPU"
-        raise LockUsageError(f"{op}({lock.name}) by {ctx.name}: the lock is held {where}, by {lock.owner.name}")
+    where = "on another CPU" if lock.owner.cpu is not run.cpu else "by another context of this CPU"
+    raise LockUsageError(f"{op}({lock.name}) by {ctx.name}: the lock is held {where}, by {lock.owner.name}")
 
 
 def _unlock(lock, op: str) -> None:
     run = running()
     _check_owner(run, lock, op)
-    point(op, lock)
-    ctx = run.cpu.stack[-1]
+    run.log(op, lock)
+    run.schedule()
+    cpu = run.cpu
+    ctx = cpu.stack[-1]
     ctx.held.remove(lock)
     lock.owner = lock.shadowed.pop() if lock.shadowed else None
-    run.kernel.lockdep.release(lock, ctx)
-    _unpin(run, _sleeps(run, lock))
+    if run.rt and lock.sleeps_on_rt:
+        cpu.migrate_disabled -= 1
+    else:
+        cpu.preempt_count -= 1
 
 
 # --- the kernel's API --------------------------------------------------------------------------
