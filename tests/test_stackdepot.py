@@ -1,39 +1,40 @@
 """Stack depot, v6.13 baseline (spec 1.5): handles, pools, pool_lock in NMI and by re-entry."""
-import sys
 import types
 
 import pytest
 
 import tryalloc.mm
-import tryalloc.mm.page  # noqa: F401  (boots the memory map the pool pages come from)
 from tryalloc import DeadlockError, Kernel, Scripted, When, explore
 from tryalloc.errors import InvalidArgumentError
-from tryalloc.include.gfp import __GFP_ACCOUNT, __GFP_DMA32, __GFP_NOWARN, __GFP_ZERO, GFP_KERNEL
+from tryalloc.include.gfp import __GFP_ACCOUNT, __GFP_DMA32, __GFP_NOWARN, __GFP_ZERO, GFP_ATOMIC, GFP_KERNEL
 from tryalloc.kernel.sched import event, inject_interrupt, running
 from tryalloc.lib import stackdepot as sd
 
 
 @pytest.fixture
 def pool_pages(monkeypatch):
-    """Stand in for the page allocator (not in the tree yet) and record each pool page taken or
-    given back: ("alloc"/"free", gfp or page, order, owner of pool_lock at that moment)."""
+    """Record each pool page the depot takes from or gives back to the real allocator:
+    ("alloc"/"free", gfp or page, order, the context of this CPU holding pool_lock then, if any)."""
     log = []
+    real = tryalloc.mm.page_alloc
+
+    def owner_here():
+        run = running()
+        owner = run.kernel.stack_depot.pool_lock.owner
+        return owner if owner is not None and owner.cpu is run.cpu else None
 
     def alloc_pages(gfp, order):
-        kernel = running().kernel
-        page = kernel.mem_map.page(4 * sum(1 for e in log if e[0] == "alloc"))
-        log.append(("alloc", gfp, order, kernel.stack_depot.pool_lock.owner))
-        event("alloc_pages", f"pfn {page.pfn}")
-        return page
+        event("alloc_pages", f"order {order}")
+        log.append(("alloc", gfp, order, owner_here()))
+        return real.alloc_pages(gfp, order)
 
     def free_pages(page, order):
-        log.append(("free", page, order, running().kernel.stack_depot.pool_lock.owner))
         event("free_pages", f"pfn {page.pfn}")
+        log.append(("free", page, order, owner_here()))
+        real.free_pages(page, order)
 
-    fake = types.ModuleType("tryalloc.mm.page_alloc")
-    fake.alloc_pages, fake.free_pages = alloc_pages, free_pages
-    monkeypatch.setitem(sys.modules, "tryalloc.mm.page_alloc", fake)
-    monkeypatch.setattr(tryalloc.mm, "page_alloc", fake, raising=False)
+    monkeypatch.setattr(tryalloc.mm, "page_alloc", types.SimpleNamespace(alloc_pages=alloc_pages,
+                                                                         free_pages=free_pages))
     return log
 
 
@@ -175,8 +176,12 @@ def test_an_unused_prealloc_is_freed_after_the_unlock(pool_pages):
 
 
 def test_nmi_save_while_the_task_holds_pool_lock_returns_0(pool_pages):
-    """In NMI pool_lock is only trylocked: held by the interrupted task, the save gives up."""
-    k = Kernel(nr_cpus=1)
+    """In NMI pool_lock is only trylocked: held by the interrupted task, the save gives up.
+
+    The NMI's own pool page comes from the baseline allocator, which takes zone->lock in NMI to
+    refill the order-2 pcp list: lockdep's warning about that (the hazard the series removes) is
+    recorded rather than raised here, and checked."""
+    k = Kernel(nr_cpus=1, detectors={"lockdep": "warn"})
     k.stack_depot.records_per_pool = 1  # the task's save opens a pool, so a spare is still wanted in the NMI
     got = {}
     k.call(save, ("known",))
@@ -184,7 +189,7 @@ def test_nmi_save_while_the_task_holds_pool_lock_returns_0(pool_pages):
     pool_pages.clear()
 
     def nmi():
-        got.update(new=save(("nmi",), GFP_KERNEL, 0), known=save(("known",)), can_alloc=save(("nmi2",)))
+        got.update(new=save(("nmi",), GFP_KERNEL, 0), known=save(("known",)), can_alloc=save(("nmi2",), GFP_ATOMIC))
 
     k.on_interrupt(0, "nmi", nmi)
     k.run(Scripted(When(cpu=0, op="acquired", obj="pool_lock", inject="nmi")))
@@ -197,6 +202,8 @@ def test_nmi_save_while_the_task_holds_pool_lock_returns_0(pool_pages):
     assert [e[0] for e in pool_pages] == ["alloc", "alloc", "free"]
     assert pool_pages[1][3].kind == "task"  # taken by the NMI while the task held pool_lock
     assert k.stack_depot.pools_num == 2 and k.stack_depot.new_pool is None
+    assert [r.report.splitlines()[1] for r in k.reports] == ["inconsistent {INITIAL USE} -> {IN-NMI} usage"]
+    assert "zone->lock" in k.reports[0].report
 
 
 def test_nmi_saves_never_deadlock_in_any_schedule(pool_pages):
