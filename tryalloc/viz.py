@@ -1,4 +1,5 @@
-"""Pictures for the book: per-CPU context timelines drawn from a run's event log, and the series' history.
+"""Pictures for the book: per-CPU context timelines drawn from a run's event log, the series' history,
+and the page allocator's state (buddyinfo bars, the memory map, pcp counts, where an interrupt deadlocks).
 
 Everything is computed first and drawn second: :func:`timeline_spans` turns the event tuples
 ``(index, cpu, "task>nmi", op, obj)`` of ``Kernel.events`` (or ``KernelReport.events``) into context
@@ -302,4 +303,194 @@ def series_timeline(entries: tuple[Milestone, ...] = HISTORY) -> Figure:
         axes[1].set_xlim(after[0].when - 6 * pad, after[-1].when + 6 * pad)
     handles = [LegendPatch(facecolor=_KIND_COLOURS[k], label=k) for k in KINDS if any(m.kind == k for m in entries)]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+    return fig
+
+
+# -- the page allocator's state (the baseline chapter) ------------------------------------------------
+#: Colour of each memory-map state (:data:`tryalloc.mm.debug.PFN_STATE_NAMES` order: allocated, buddy, pcp).
+PFN_STATE_COLOURS = ("#d7191c", "#abd9e9", "#fdae61")
+
+
+def buddyinfo_bars(snapshots: dict[str, list[int]], ax=None, title: str | None = None) -> Figure:
+    """Grouped bars of free blocks per order, one group per order and one bar per snapshot.
+
+    ``snapshots`` maps a label ("before", "after a split" ...) to the counts of
+    :func:`tryalloc.mm.debug.free_counts` (the numbers ``/proc/buddyinfo`` prints).  Every snapshot
+    must have the same number of orders, else :class:`~tryalloc.errors.InvalidArgumentError`.
+    """
+    from .errors import InvalidArgumentError
+
+    lengths = {len(c) for c in snapshots.values()}
+    if len(lengths) != 1:
+        raise InvalidArgumentError(f"buddyinfo_bars: snapshots need one count per order, all alike; got {lengths}")
+    nr_orders = lengths.pop()
+    fig, ax = _new_axes(ax, max(6.0, 0.7 * nr_orders + 2), 3.2)
+    width = 0.8 / len(snapshots)
+    for i, (label, counts) in enumerate(snapshots.items()):
+        xs = [order - 0.4 + width * (i + 0.5) for order in range(nr_orders)]
+        bars = ax.bar(xs, counts, width, label=label, color=_LOCK_COLOURS[i % len(_LOCK_COLOURS)])
+        ax.bar_label(bars, fontsize=8)
+    ax.set_xticks(range(nr_orders))
+    ax.set_xlabel("order (a free block of order n is 2**n pages)")
+    ax.set_ylabel("free blocks")
+    ax.margins(y=0.15)
+    ax.legend(fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def memory_map_grid(states, width: int) -> list[list[int]]:
+    """Cut a memory map's per-pfn states (:func:`tryalloc.mm.debug.pfn_states`) into rows of ``width``
+    pfns; row ``r`` column ``c`` is pfn ``r * width + c``.  ``len(states)`` must be a multiple of
+    ``width`` (:class:`~tryalloc.errors.InvalidArgumentError` otherwise)."""
+    from .errors import InvalidArgumentError
+
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1 or len(states) % width:
+        raise InvalidArgumentError(f"memory_map_grid: {len(states)} pfns do not make rows of {width!r}")
+    return [list(states[r:r + width]) for r in range(0, len(states), width)]
+
+
+def memory_map(states, width: int = 64, ax=None, title: str | None = None) -> Figure:
+    """Draw every page frame as a cell coloured by state: allocated, free in buddy, or on a pcp list."""
+    from matplotlib.colors import ListedColormap
+
+    from .mm.debug import PFN_STATE_NAMES
+
+    grid = memory_map_grid(states, width)
+    fig, ax = _new_axes(ax, 9.0, 1.4 + 0.14 * len(grid) * 64 / width)
+    ax.imshow(grid, cmap=ListedColormap(PFN_STATE_COLOURS), vmin=-0.5, vmax=len(PFN_STATE_COLOURS) - 0.5,
+              aspect="auto", interpolation="nearest", extent=(0, width, len(grid), 0))
+    counts = [sum(row.count(s) for row in grid) for s in range(len(PFN_STATE_NAMES))]
+    handles = [LegendPatch(facecolor=c, edgecolor="black", label=f"{name} ({n})")
+               for c, name, n in zip(PFN_STATE_COLOURS, PFN_STATE_NAMES, counts, strict=True)]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    ax.set_xlabel(f"pfn % {width}")
+    ax.set_ylabel(f"pfn // {width}")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+@dataclass(frozen=True)
+class PcpMark:
+    """Step ``step`` of a pcp history moved ``pages`` pages between the pcp and buddy: ``kind`` is
+    ``"refill"`` (``rmqueue_bulk`` filled an empty list) or ``"bulk free"`` (``free_pcppages_bulk``)."""
+
+    step: int
+    kind: str
+    pages: int
+
+
+def pcp_marks(counts: list[int], ops: list[str]) -> list[PcpMark]:
+    """Find the steps where ``pcp->count`` did more than follow one page in or out.
+
+    ``counts[0]`` is the count before any operation and ``counts[i]`` the count after ``ops[i - 1]``,
+    each ``"alloc"`` or ``"free"`` of one order-0 page on that CPU.  An allocation should lower the
+    count by one; any more is a refill from buddy.  A free should raise it by one; any less is a bulk
+    free to buddy.  Malformed input raises :class:`~tryalloc.errors.InvalidArgumentError`.
+    """
+    from .errors import InvalidArgumentError
+
+    if len(counts) != len(ops) + 1 or any(op not in ("alloc", "free") for op in ops):
+        raise InvalidArgumentError("pcp_marks: need len(ops) + 1 counts and ops of 'alloc' or 'free'")
+    marks = []
+    for step, op in enumerate(ops, start=1):
+        moved = counts[step] - counts[step - 1] + (1 if op == "alloc" else -1)
+        if moved > 0:
+            marks.append(PcpMark(step, "refill", moved))
+        elif moved < 0:
+            marks.append(PcpMark(step, "bulk free", -moved))
+    return marks
+
+
+def pcp_history(counts: list[int], ops: list[str], high: int, batch: int, ax=None,
+                title: str | None = None) -> Figure:
+    """Plot ``pcp->count`` over a sequence of order-0 allocations and frees, with ``high`` and the
+    refills and bulk frees of :func:`pcp_marks` marked and labelled with the pages they moved."""
+    marks = pcp_marks(counts, ops)
+    fig, ax = _new_axes(ax, 10.0, 3.6)
+    ax.step(range(len(counts)), counts, where="post", color="black", linewidth=1, label="pcp->count")
+    ax.axhline(high, color=_LOCK_COLOURS[0], linestyle="--", linewidth=1, label=f"pcp->high = {high}")
+    ax.axhline(batch, color=_LOCK_COLOURS[2], linestyle=":", linewidth=1, label=f"pcp->batch = {batch}")
+    for kind, colour, marker in (("refill", _LOCK_COLOURS[2], "^"), ("bulk free", _LOCK_COLOURS[3], "v")):
+        picked = [m for m in marks if m.kind == kind]
+        ax.scatter([m.step for m in picked], [counts[m.step] for m in picked], color=colour, marker=marker,
+                   s=40, zorder=5, label=f"{kind} ({len(picked)}x, {sum(m.pages for m in picked)} pages)")
+    frees = [i for i, op in enumerate(ops, start=1) if op == "free"]
+    if frees:
+        ax.axvspan(frees[0] - 0.5, frees[-1] + 0.5, color="#eeeeee", zorder=0)
+    ax.set_xlabel("operation (shaded: frees)")
+    ax.set_ylabel("pages on this CPU's pcp")
+    ax.legend(fontsize=8, loc="upper left", frameon=False)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+#: Colour of each outcome of an injected interrupt (other outcomes are grey).
+OUTCOME_COLOURS = {"completes": "#1a9641", "lockdep warns": "#fdae61", "deadlock": "#d7191c"}
+
+
+@dataclass(frozen=True)
+class Injection:
+    """An interrupt that entered after the interrupted task had logged ``position`` events, the last
+    one the announced operation ``point`` ("spin_lock_irqsave zone->lock"); the run ended in ``outcome``."""
+
+    position: int
+    point: str
+    outcome: str
+
+
+def injection_of(events, outcome: str, cpu: int = 0, kind: str = "nmi") -> Injection | None:
+    """Where the first ``kind`` interrupt entered on ``cpu`` in an event log, as an :class:`Injection`
+    with ``outcome``; ``None`` if none entered.  ``point`` is ``"(before the task)"`` when it came
+    before the task's first event."""
+    entry = next((ev for ev in events if ev[1] == cpu and ev[3] == f"{kind}-entry"), None)
+    if entry is None:
+        return None
+    before = [ev for ev in events if ev[1] == cpu and ev[2] == "task" and ev[0] < entry[0]]
+    if not before:
+        return Injection(0, "(before the task)", outcome)
+    _, _, _, op, obj = before[-1]
+    return Injection(len(before), f"{op} {obj}" if obj else op, outcome)
+
+
+def injection_cells(injections) -> list[Injection]:
+    """The injections ordered by position, one per position (``None`` entries, runs without an
+    interrupt, are dropped).  Two different outcomes at one position raise
+    :class:`~tryalloc.errors.InvalidArgumentError`: the strip would have to hide one."""
+    from .errors import InvalidArgumentError
+
+    cells: dict[int, Injection] = {}
+    for inj in injections:
+        if inj is None:
+            continue
+        seen = cells.setdefault(inj.position, inj)
+        if seen != inj:
+            raise InvalidArgumentError(f"two outcomes at one injection point: {seen} and {inj}")
+    return [cells[p] for p in sorted(cells)]
+
+
+def injection_strip(rows: dict[str, list], title: str | None = None) -> Figure:
+    """One strip per scenario: a cell per injection point of the interrupt, coloured by the outcome,
+    labelled with the operation the task had announced when the interrupt came."""
+    cells = {name: injection_cells(injs) for name, injs in rows.items()}
+    fig = Figure(figsize=(max(6.0, 1.3 * max(len(c) for c in cells.values()) + 2), 1.9 * len(cells) + 0.6),
+                 layout="constrained")
+    axes = fig.subplots(len(cells), 1, squeeze=False)[:, 0]
+    for ax, (name, row) in zip(axes, cells.items(), strict=True):
+        for i, cell in enumerate(row):
+            ax.add_patch(Rectangle((i, 0), 0.94, 1, facecolor=OUTCOME_COLOURS.get(cell.outcome, "#bbbbbb"),
+                                   edgecolor="black", linewidth=0.6))
+            ax.text(i + 0.47, 0.5, cell.outcome, ha="center", va="center", fontsize=8,
+                    color="white" if cell.outcome == "deadlock" else "black")
+        ax.set_xlim(-0.1, len(row))
+        ax.set_ylim(0, 1)
+        ax.set_xticks([i + 0.47 for i in range(len(row))])
+        ax.set_xticklabels([c.point.replace(" ", "\n", 1) for c in row], fontsize=8)
+        ax.set_yticks([])
+        ax.set_title(name, loc="left", fontsize=9)
+    if title:
+        fig.suptitle(title)
     return fig
