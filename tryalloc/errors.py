@@ -114,3 +114,8 @@ class InvariantError(KernelReport):
     places, two free buddies left unmerged, a pcp count or free counter that disagrees with its lists."""
 
     title = "BUG: page allocator invariant violated"
+
+
+class TraceabilityError(TryallocError):
+    """The book and the tests disagree about a rule: a chapter names a rule id that no test names, so the
+    book would claim behaviour nothing checks (raised by :func:`tryalloc.traceability.check`)."""

@@ -1,0 +1,109 @@
+"""The rule traceability table (tryalloc.traceability): which tests and chapters name which rule.
+
+These tests check the scanner, not the rules: on purpose they name no rule id literally (an id in this
+file would count as a test of that rule).  Ids are taken from the registry by computation and written
+into small source trees under tmp_path.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from tryalloc import traceability
+from tryalloc.errors import InvalidArgumentError, TraceabilityError
+from tryalloc.history import lore
+from tryalloc.rules import RULES
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _prefix_pair():
+    """Two registry ids where one is a prefix of the other followed by a digit (like x.1 and x.10)."""
+    ids = [r.id for r in RULES]
+    for short in ids:
+        for long in ids:
+            if long != short and long.startswith(short) and long[len(short)].isdigit():
+                return short, long
+    pytest.skip("the registry has no id that prefixes another")
+
+
+def _tree(tmp_path, tests: dict[str, str], book: dict[str, str]):
+    for folder, files in (("tests", tests), ("book", book)):
+        (tmp_path / folder).mkdir()
+        for name, text in files.items():
+            path = tmp_path / folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    return tmp_path
+
+
+def test_ids_are_matched_as_whole_words_only():
+    short, long = _prefix_pair()
+    found = traceability.mentions([short, long], {"a.py": f"# checks {long}.", "b.py": f"x{short} {short}y"})
+    assert found == {short: (), long: ("a.py",)}
+
+
+def test_trace_reads_tests_and_chapters_but_not_the_appendix(tmp_path):
+    a, b, c = (r.id for r in RULES[:3])
+    root = _tree(
+        tmp_path,
+        tests={"test_x.py": f'"""{a}"""', "helper.txt": b},  # only *.py files count as tests
+        book={"ch/one.md": f"see {b}", "appendix/table.md": f"{c} {a}"},
+    )
+    traces = {t.rule.id: t for t in traceability.trace(root, RULES[:3])}
+    assert traces[a].tests == ("tests/test_x.py",) and traces[a].chapters == ()
+    assert traces[b].tests == () and traces[b].chapters == ("book/ch/one",)
+    assert traces[c].tests == () and traces[c].chapters == ()
+    assert [t.tested for t in traces.values()] == [True, False, False]
+
+
+def test_check_fails_for_a_rule_a_chapter_names_and_no_test_does(tmp_path):
+    a, b = (r.id for r in RULES[:2])
+    root = _tree(tmp_path, tests={"test_x.py": a}, book={"ch/one.md": f"{a} and {b}"})
+    traces = traceability.trace(root, RULES[:2])
+    with pytest.raises(TraceabilityError) as exc:
+        traceability.check(traces)
+    assert f"{b} (named in book/ch/one)" in str(exc.value) and f"{a} " not in str(exc.value)
+    (root / "tests" / "test_y.py").write_text(f"# {b}")
+    traceability.check(traceability.trace(root, RULES[:2]))  # now every rule a chapter names is tested
+
+
+def test_check_accepts_untested_rules_no_chapter_names(tmp_path):
+    root = _tree(tmp_path, tests={"test_x.py": ""}, book={"ch/one.md": "no ids here"})
+    traces = traceability.trace(root, RULES[:5])
+    traceability.check(traces)
+    assert traceability.summary(traces) == {"rules": 5, "tested": 0, "in_chapters": 0, "untested": 5}
+
+
+@pytest.mark.parametrize("missing", ["tests", "book"])
+def test_trace_refuses_a_root_without_its_folders(tmp_path, missing):
+    (tmp_path / ({"tests", "book"} - {missing}).pop()).mkdir()
+    with pytest.raises(InvalidArgumentError, match=f"no {missing}/ folder"):
+        traceability.trace(tmp_path)
+
+
+def test_table_marks_untested_rules_and_escapes_markdown(tmp_path):
+    r = dataclasses.replace(RULES[0], statement="__GFP_ZERO costs $1 | [sic] *x*.",
+                            cites=("1234@example.org", "97769a53f117e2f33864c587d85992ee35194ecf", "mm/x.c: f()"))
+    untested = traceability.Trace(r, (), ("book/ch/one",))
+    tested = traceability.Trace(r, ("tests/test_a.py", "tests/test_b.py"), ())
+    lines = traceability.table([untested, tested]).splitlines()
+    assert lines[0] == "| id | statement | tests | chapter | citation |" and len(lines) == 4
+    assert "\\_\\_GFP\\_ZERO costs \\$1 \\| \\[sic\\] \\*x\\*." in lines[2]
+    assert "**untested**" in lines[2] and "{doc}`/book/ch/one`" in lines[2]
+    assert f"[1234@example.org]({lore('1234@example.org')})" in lines[2]
+    assert "commit `97769a53f117`" in lines[2] and "`mm/x.c: f()`" in lines[2]
+    assert "`test_a.py`, `test_b.py`" in lines[3] and "untested" not in lines[3]
+
+
+def test_the_repository_traces_every_rule_once_and_passes_the_check():
+    traces = traceability.trace(REPO)  # explicit: make test-levels imports a generated copy of the package
+    assert [t.rule for t in traces] == list(RULES)
+    for t in traces:
+        assert all(name.startswith("tests/") and name.endswith(".py") for name in t.tests)
+        assert not any(page.startswith(traceability.APPENDIX) for page in t.chapters)
+    traceability.check(traces)  # what the appendix's build does
+    s = traceability.summary(traces)
+    assert s["tested"] + s["untested"] == s["rules"] == len(RULES)
