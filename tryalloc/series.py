@@ -10,7 +10,7 @@ source):
     the lines between exist from level 2 on;
 ``# @until 6.15`` ... ``# @end``
     the lines exist only before 6.15; since they are not live in the package you import, each is
-    written commented out with a ``#~ `` prefix, so the package stays plain Python;
+    written commented out behind ``#~`` and a space, so the package stays plain Python;
 ``# @since 1 @until 6.15`` ... ``# @end``
     both bounds; blocks nest;
 ``code  # @since 1``

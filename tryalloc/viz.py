@@ -307,7 +307,7 @@ def series_timeline(entries: tuple[Milestone, ...] = HISTORY) -> Figure:
 
 
 # -- the page allocator's state (the baseline chapter) ------------------------------------------------
-#: Colour of each memory-map state (:data:`tryalloc.mm.debug.PFN_STATE_NAMES` order: allocated, buddy, pcp).
+#: Colour of each memory-map state, in the order of ``tryalloc.mm.debug.PFN_STATE_NAMES``: allocated, buddy, pcp.
 PFN_STATE_COLOURS = ("#d7191c", "#abd9e9", "#fdae61")
 
 
@@ -333,8 +333,9 @@ def buddyinfo_bars(snapshots: dict[str, list[int]], ax=None, title: str | None =
     ax.set_xticks(range(nr_orders))
     ax.set_xlabel("order (a free block of order n is 2**n pages)")
     ax.set_ylabel("free blocks")
+    ax.yaxis.get_major_locator().set_params(integer=True)
     ax.margins(y=0.15)
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     if title:
         ax.set_title(title)
     return fig
@@ -362,8 +363,9 @@ def memory_map(states, width: int = 64, ax=None, title: str | None = None) -> Fi
     ax.imshow(grid, cmap=ListedColormap(PFN_STATE_COLOURS), vmin=-0.5, vmax=len(PFN_STATE_COLOURS) - 0.5,
               aspect="auto", interpolation="nearest", extent=(0, width, len(grid), 0))
     counts = [sum(row.count(s) for row in grid) for s in range(len(PFN_STATE_NAMES))]
+    # states no frame is in (the deferred one before patch 2) stay out of the legend
     handles = [LegendPatch(facecolor=c, edgecolor="black", label=f"{name} ({n})")
-               for c, name, n in zip(PFN_STATE_COLOURS, PFN_STATE_NAMES, counts, strict=True)]
+               for c, name, n in zip(PFN_STATE_COLOURS, PFN_STATE_NAMES, counts, strict=True) if n]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     ax.set_xlabel(f"pfn % {width}")
     ax.set_ylabel(f"pfn // {width}")
@@ -422,14 +424,15 @@ def pcp_history(counts: list[int], ops: list[str], high: int, batch: int, ax=Non
         ax.axvspan(frees[0] - 0.5, frees[-1] + 0.5, color="#eeeeee", zorder=0)
     ax.set_xlabel("operation (shaded: frees)")
     ax.set_ylabel("pages on this CPU's pcp")
-    ax.legend(fontsize=8, loc="upper left", frameon=False)
+    ax.legend(fontsize=8, loc="center left", frameon=False)
     if title:
         ax.set_title(title)
     return fig
 
 
 #: Colour of each outcome of an injected interrupt (other outcomes are grey).
-OUTCOME_COLOURS = {"completes": "#1a9641", "lockdep warns": "#fdae61", "deadlock": "#d7191c"}
+OUTCOME_COLOURS = {"completes": "#1a9641", "lockdep warns": "#fdae61", "deadlock": "#d7191c",
+                   "per-CPU corruption": "#7b3294"}
 
 
 @dataclass(frozen=True)
@@ -476,20 +479,22 @@ def injection_strip(rows: dict[str, list], title: str | None = None) -> Figure:
     """One strip per scenario: a cell per injection point of the interrupt, coloured by the outcome,
     labelled with the operation the task had announced when the interrupt came."""
     cells = {name: injection_cells(injs) for name, injs in rows.items()}
-    fig = Figure(figsize=(max(6.0, 1.3 * max(len(c) for c in cells.values()) + 2), 1.9 * len(cells) + 0.6),
-                 layout="constrained")
+    widest = max(len(c) for c in cells.values())
+    fig = Figure(figsize=(max(6.0, 1.3 * widest + 2), 1.9 * len(cells) + 0.6), layout="constrained")
     axes = fig.subplots(len(cells), 1, squeeze=False)[:, 0]
     for ax, (name, row) in zip(axes, cells.items(), strict=True):
         for i, cell in enumerate(row):
             ax.add_patch(Rectangle((i, 0), 0.94, 1, facecolor=OUTCOME_COLOURS.get(cell.outcome, "#bbbbbb"),
                                    edgecolor="black", linewidth=0.6))
-            ax.text(i + 0.47, 0.5, cell.outcome, ha="center", va="center", fontsize=8,
-                    color="white" if cell.outcome == "deadlock" else "black")
-        ax.set_xlim(-0.1, len(row))
+            ax.text(i + 0.47, 0.5, cell.outcome.replace(" ", "\n"), ha="center", va="center", fontsize=8,
+                    color="white" if cell.outcome in ("deadlock", "per-CPU corruption") else "black")
+        ax.set_xlim(-0.1, widest)  # one cell width for every strip
         ax.set_ylim(0, 1)
         ax.set_xticks([i + 0.47 for i in range(len(row))])
         ax.set_xticklabels([c.point.replace(" ", "\n", 1) for c in row], fontsize=8)
         ax.set_yticks([])
+        for side in ("left", "right", "top", "bottom"):
+            ax.spines[side].set_visible(False)
         ax.set_title(name, loc="left", fontsize=9)
     if title:
         fig.suptitle(title)

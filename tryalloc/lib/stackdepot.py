@@ -329,7 +329,7 @@ def stack_depot_save(entries: tuple, alloc_flags: int) -> int:
 def depot_fetch_stack(depot: StackDepot, handle: int) -> stack_record | None:
     """``depot_fetch_stack``: the record behind ``handle`` in ``depot`` (``None`` for 0).  A handle
     the depot never gave out raises :class:`~tryalloc.errors.InvalidArgumentError` (the kernel
-    ``WARN``s and returns NULL)."""
+    warns with ``WARN`` and returns NULL)."""
     if isinstance(handle, bool) or not isinstance(handle, int) or handle < 0:
         raise InvalidArgumentError(f"stack depot handle must be a non-negative int, got {handle!r}")
     if handle == 0:
