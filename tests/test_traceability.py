@@ -89,13 +89,24 @@ def test_table_marks_untested_rules_and_escapes_markdown(tmp_path):
                             cites=("1234@example.org", "97769a53f117e2f33864c587d85992ee35194ecf", "mm/x.c: f()"))
     untested = traceability.Trace(r, (), ("book/ch/one",))
     tested = traceability.Trace(r, ("tests/test_a.py", "tests/test_b.py"), ())
-    lines = traceability.table([untested, tested]).splitlines()
-    assert lines[0] == "| id | statement | tests | chapter | citation |" and len(lines) == 4
+    draft = traceability.Trace(r, (), ("book/ch/two",))
+    lines = traceability.table([untested, tested, draft], pages={"book/ch/one"}).splitlines()
+    assert lines[0] == "| id | statement | tests | chapter | citation |" and len(lines) == 5
     assert "\\_\\_GFP\\_ZERO costs \\$1 \\| \\[sic\\] \\*x\\*." in lines[2]
     assert "**untested**" in lines[2] and "{doc}`/book/ch/one`" in lines[2]
     assert f"[1234@example.org]({lore('1234@example.org')})" in lines[2]
     assert "commit `97769a53f117`" in lines[2] and "`mm/x.c: f()`" in lines[2]
     assert "`test_a.py`, `test_b.py`" in lines[3] and "untested" not in lines[3]
+    assert "`book/ch/two.md` (draft)" in lines[4] and "{doc}" not in lines[4]
+
+
+def test_toc_pages_are_the_root_and_every_file_entry(tmp_path):
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nparts:\n  - caption: A\n"
+                                       "    chapters:\n      - file: book/a/index\n        sections:\n"
+                                       "          - file: book/a/one.md\n  # - file: book/commented\n")
+    assert traceability.toc_pages(tmp_path) == {"book/intro", "book/a/index", "book/a/one"}
+    with pytest.raises(InvalidArgumentError, match="no _toc.yml"):
+        traceability.toc_pages(tmp_path / "elsewhere")
 
 
 def test_the_repository_traces_every_rule_once_and_passes_the_check():
@@ -105,5 +116,6 @@ def test_the_repository_traces_every_rule_once_and_passes_the_check():
         assert all(name.startswith("tests/") and name.endswith(".py") for name in t.tests)
         assert not any(page.startswith(traceability.APPENDIX) for page in t.chapters)
     traceability.check(traces)  # what the appendix's build does
+    assert {"book/intro", "book/appendix/traceability"} <= traceability.toc_pages(REPO)
     s = traceability.summary(traces)
     assert s["tested"] + s["untested"] == s["rules"] == len(RULES)

@@ -16,7 +16,7 @@ The module reads the repository's files, never the specification: the rules come
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The book folder that lists every id by construction, so it is not scanned for mentions.
 APPENDIX = "book/appendix"
 
+_TOC_ENTRY = re.compile(r"^\s*-?\s*(?:root|file):\s*(\S+)\s*$", re.M)
 _MESSAGE_ID = re.compile(r"^[^\s:]+@[^\s:]+$")
 _COMMIT = re.compile(r"^[0-9a-f]{12,40}$")
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]<>$])")
@@ -86,6 +87,18 @@ def trace(root: Path | str | None = None, rules: Iterable[Rule] = RULES) -> tupl
     return tuple(Trace(r, tests[r.id], tuple(p.removesuffix(".md") for p in pages[r.id])) for r in rules)
 
 
+def toc_pages(root: Path | str | None = None) -> frozenset[str]:
+    """The docnames ``_toc.yml`` lists (``root:`` and every ``file:``): the pages the book builds.
+
+    Read with a pattern rather than a YAML parser, which the package does not depend on.
+    """
+    root = ROOT if root is None else Path(root)
+    toc = root / "_toc.yml"
+    if not toc.is_file():
+        raise InvalidArgumentError(f"toc_pages: {root} has no _toc.yml")
+    return frozenset(m.removesuffix(".md") for m in _TOC_ENTRY.findall(toc.read_text(encoding="utf-8")))
+
+
 def untested_in_chapters(traces: Iterable[Trace]) -> tuple[Trace, ...]:
     """The traces of rules some chapter names but no test does."""
     return tuple(t for t in traces if t.chapters and not t.tested)
@@ -116,16 +129,18 @@ def _cite(ref: str) -> str:
     return f"`{ref}`"
 
 
-def table(traces: Iterable[Trace]) -> str:
+def table(traces: Iterable[Trace], pages: Collection[str] = ()) -> str:
     """The traceability table in Markdown: id, statement, tests, chapter, citation.
 
-    A rule no test names reads **untested**; chapters link to their pages with ``{doc}`` (absolute
-    docnames), so a page the book does not build fails the build's cross-reference check.
+    A rule no test names reads **untested**.  A chapter among ``pages`` (docnames the book builds, see
+    :func:`toc_pages`) links to its page with ``{doc}``; a page the book does not build yet (a draft) is
+    shown as its file name.
     """
     rows = []
     for t in traces:
         tests = ", ".join(f"`{Path(name).name}`" for name in t.tests) or "**untested**"
-        chapters = ", ".join(f"{{doc}}`/{page}`" for page in t.chapters) or "-"
+        chapters = ", ".join(f"{{doc}}`/{page}`" if page in pages else f"`{page}.md` (draft)"
+                             for page in t.chapters) or "-"
         cites = "; ".join(_cite(c) for c in t.rule.cites)
         rows.append([f"**{t.rule.id}**", _escape(t.rule.statement), tests, chapters, cites])
     return markdown_table(["id", "statement", "tests", "chapter", "citation"], rows)
