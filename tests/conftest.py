@@ -9,12 +9,14 @@ hold yet (or any more), the test must fail there: it becomes a strict xfail, so 
 import pytest
 
 from tryalloc import Kernel
-from tryalloc.rules import rule
+from tryalloc.rules import LEVELS, rule
 from tryalloc.series import LEVEL
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "rule(id): the test checks this specification rule")
+    config.addinivalue_line("markers", "levels(since=None, until=None): the behaviour tested exists only at "
+                            "levels since <= level < until; elsewhere the test must fail")
 
 
 def pytest_report_header(config):
@@ -22,11 +24,16 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    here = LEVELS.index(LEVEL)
     for item in items:
         for mark in item.iter_markers("rule"):
             r = rule(mark.args[0])
             if not r.holds_at(LEVEL):
                 item.add_marker(pytest.mark.xfail(strict=True, reason=f"{r.id} does not hold at level {LEVEL}"))
+        for mark in item.iter_markers("levels"):
+            since, until = mark.kwargs.get("since"), mark.kwargs.get("until")
+            if (since and here < LEVELS.index(since)) or (until and here >= LEVELS.index(until)):
+                item.add_marker(pytest.mark.xfail(strict=True, reason=f"tests levels [{since}, {until})"))
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from tryalloc.mm.memcontrol import (
 )
 from tryalloc.mm.page import CONTENT_ZERO, page_ref_count
 from tryalloc.mm.page_alloc import NUMA_NO_NODE, __free_page, alloc_pages
+from tryalloc.series import LEVEL
 
 
 @pytest.fixture
@@ -259,7 +260,9 @@ def test_attaching_bad_programs_is_refused(k):
 def test_a_perf_nmi_program_filling_its_map_while_the_task_charges_corrupts_the_memcg_stock():
     """The memcg half of the problem (spec 0.1): the task is inside stock_lock charging its own
     allocation when the NMI's program allocates map pages and charges them too.  Both take their
-    page from the buddy lists here, so lockdep (set to warn) also flags the NMI's zone->lock."""
+    page from the buddy lists here, so lockdep (set to warn) also flags the NMI's zone->lock -- where
+    that is a blocking acquire: at levels 1..6 ordinary callers try the lock first (R1.16), and an
+    uncontended trylock in NMI is no lockdep violation."""
     k = Kernel(nr_cpus=2, pages_per_node=1024, detectors={"lockdep": "warn"})
     task_set_memcg(k, 0, mem_cgroup_create(k, "task"))
     m = array_map(k, mem_cgroup_create(k, "map"))
@@ -267,7 +270,8 @@ def test_a_perf_nmi_program_filling_its_map_while_the_task_charges_corrupts_the_
     k.spawn(0, lambda: alloc_pages(GFP_KERNEL_ACCOUNT, 0))
     with pytest.raises(PerCpuCorruptionError, match="CPU0/nmi and CPU0/task0 both inside memcg_stock.stock_lock"):
         k.run(Scripted(When(cpu=0, op="acquired", obj=STOCK_LOCK, inject="nmi")))
-    assert [r.title for r in k.reports] == ["WARNING: inconsistent lock state"]
+    blocking_first = LEVEL in ("0", "6.15")
+    assert [r.title for r in k.reports] == ["WARNING: inconsistent lock state"] * blocking_first
 
 
 def test_the_same_program_firing_outside_the_stock_lock_charges_both_memcgs(k):

@@ -35,7 +35,8 @@ def test_format_like_pGg():
     assert G.format_gfp(0) == "none"
 
 
-def test_no_allow_spinning_at_level_0():
+@pytest.mark.levels(until="1")
+def test_no_allow_spinning_before_patch_1():
     assert not hasattr(G, "gfpflags_allow_spinning")
 
 

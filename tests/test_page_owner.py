@@ -128,7 +128,8 @@ def test_an_nmi_free_inside_page_owner_gets_the_dummy_handle(pool_pages):
     assert not any(e[2].endswith("nmi") and e[4] == "pool_lock" for e in k.events)
 
 
-def test_an_nmi_free_while_another_depot_user_holds_pool_lock_gets_the_failure_handle(pool_pages):
+def nmi_free_under_pool_lock():
+    """An NMI frees a page while the task it interrupted holds pool_lock for another depot user."""
     k = Kernel(nr_cpus=1, page_owner=True)
     k.call(kmalloc_large, B + 4, 0)
     k.call(vmalloc_area, B + 5, 0)  # keeps a spare pool: the task below takes pool_lock without allocating first
@@ -136,10 +137,33 @@ def test_an_nmi_free_while_another_depot_user_holds_pool_lock_gets_the_failure_h
     k.spawn(0, lambda: sd.stack_depot_save(("kasan_save_stack",), GFP_KERNEL))
     k.on_interrupt(0, "nmi", lambda: put_area(B + 4, 0))
     k.run(Scripted(When(cpu=0, op="acquired", obj="pool_lock", inject="nmi")))
+    return k
+
+
+def test_an_nmi_free_while_another_depot_user_holds_pool_lock_gets_the_failure_handle(pool_pages):
+    k = nmi_free_under_pool_lock()
     assert k.mem_map.owner_free_handle[B + 4] == po.failure_handle
     assert not po.page_owner_info(k, B + 4)["allocated"]
-    # v6.13 saves the free stack with GFP_NOWAIT, which asks to allocate: in NMI that earns a warning
+
+
+@pytest.mark.levels(until="2")
+def test_v6_13_saves_the_free_stack_with_a_mask_that_asks_to_allocate(pool_pages):
+    """GFP_NOWAIT may allocate a pool: in NMI that earns the depot's warning."""
+    k = nmi_free_under_pool_lock()
     assert "stack_depot_save_flags: can_alloc in NMI" in k.stack_depot.warnings
+
+
+@pytest.mark.rule("R2.12")
+def test_the_free_stack_mask_neither_allocates_nor_spins(pool_pages):
+    """R2.12: __GFP_NOWARN alone cannot spin: no pool allocation, pool_lock only tried, outside NMI too."""
+    k = nmi_free_under_pool_lock()
+    assert k.stack_depot.warnings == []
+    k.call(kmalloc_large, B + 8, 0)
+    taken = len(pool_pages)
+    k.call(put_area, B + 8, 0)  # a plain task-context free of a page with a new free stack
+    ops = [e[3] for e in k.events if e[4] == "pool_lock"]
+    assert ops and "raw_spin_lock_irqsave" not in ops and ops[0] == "raw_spin_trylock_irqsave"
+    assert len(pool_pages) == taken
 
 
 def test_read_page_owner_lists_allocated_blocks_once(pool_pages):

@@ -9,6 +9,7 @@ from tryalloc.errors import InvalidArgumentError
 from tryalloc.include.gfp import __GFP_ACCOUNT, __GFP_DMA32, __GFP_NOWARN, __GFP_ZERO, GFP_ATOMIC, GFP_KERNEL
 from tryalloc.kernel.sched import event, inject_interrupt, running
 from tryalloc.lib import stackdepot as sd
+from tryalloc.series import LEVEL
 
 
 @pytest.fixture
@@ -178,7 +179,7 @@ def test_an_unused_prealloc_is_freed_after_the_unlock(pool_pages):
 def test_nmi_save_while_the_task_holds_pool_lock_returns_0(pool_pages):
     """In NMI pool_lock is only trylocked: held by the interrupted task, the save gives up.
 
-    The NMI's own pool page comes from the baseline allocator, which takes zone->lock in NMI to
+    The NMI's own pool page comes from an ordinary allocation, which takes zone->lock in NMI to
     refill the order-2 pcp list: lockdep's warning about that (the hazard the series removes) is
     recorded rather than raised here, and checked."""
     k = Kernel(nr_cpus=1, detectors={"lockdep": "warn"})
@@ -202,8 +203,12 @@ def test_nmi_save_while_the_task_holds_pool_lock_returns_0(pool_pages):
     assert [e[0] for e in pool_pages] == ["alloc", "alloc", "free"]
     assert pool_pages[1][3].kind == "task"  # taken by the NMI while the task held pool_lock
     assert k.stack_depot.pools_num == 2 and k.stack_depot.new_pool is None
-    assert [r.report.splitlines()[1] for r in k.reports] == ["inconsistent {INITIAL USE} -> {IN-NMI} usage"]
-    assert "zone->lock" in k.reports[0].report
+    # a blocking acquire: at levels 1..6 ordinary callers try first (R1.16) and an uncontended
+    # trylock in NMI is no lockdep violation
+    blocking_first = LEVEL in ("0", "6.15")
+    assert [r.report.splitlines()[1] for r in k.reports] == ["inconsistent {INITIAL USE} -> {IN-NMI} usage"] * \
+        blocking_first
+    assert all("zone->lock" in r.report for r in k.reports)
 
 
 def test_nmi_saves_never_deadlock_in_any_schedule(pool_pages):

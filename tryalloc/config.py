@@ -15,6 +15,8 @@ from .errors import ConfigError
 DETECTOR_MODES = ("raise", "warn", "off")
 #: The detectors that can be tuned one by one.  Certain deadlocks always raise: a run cannot go on.
 DETECTORS = ("lockdep", "percpu", "invalid_context")
+#: The two readings of ``gfpflags_allow_spinning()`` (spec 0.5).
+SPIN_POLARITIES = ("fixed", "as_posted")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,10 @@ class Config:
     memcg, page_owner, debug_vm
         ``CONFIG_MEMCG`` kmem accounting, page_owner tracking (``page_owner=on``), ``CONFIG_DEBUG_VM``
         checks on the free path.
+    spin_polarity
+        ``"fixed"`` (the default): ``gfpflags_allow_spinning()`` is true when the mask has a reclaim
+        bit, as its comment and every caller intend.  ``"as_posted"``: the inverted test of v6..v9
+        (spec 0.5), which f90b474a3574 corrected before 6.15; it applies at levels 1..6 only.
     """
 
     nr_cpus: int = 2
@@ -56,6 +62,7 @@ class Config:
     memcg: bool = True
     page_owner: bool = False
     debug_vm: bool = True
+    spin_polarity: str = "fixed"
 
     def __post_init__(self):
         if isinstance(self.nr_cpus, bool) or not isinstance(self.nr_cpus, int) or self.nr_cpus < 1:
@@ -76,6 +83,8 @@ class Config:
         for name in ("preempt_rt", "smp", "thp", "memcg", "page_owner", "debug_vm"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.spin_polarity not in SPIN_POLARITIES:
+            raise ConfigError(f"spin_polarity must be one of {SPIN_POLARITIES}, got {self.spin_polarity!r}")
         if not isinstance(self.detectors, (dict, MappingProxyType)):
             raise ConfigError(f"detectors must be a dict of detector name to mode, got {self.detectors!r}")
         # read-only, since configurations are shared between machines

@@ -307,8 +307,9 @@ def series_timeline(entries: tuple[Milestone, ...] = HISTORY) -> Figure:
 
 
 # -- the page allocator's state (the baseline chapter) ------------------------------------------------
-#: Colour of each memory-map state, in the order of ``tryalloc.mm.debug.PFN_STATE_NAMES``: allocated, buddy, pcp.
-PFN_STATE_COLOURS = ("#d7191c", "#abd9e9", "#fdae61")
+#: Colour of each memory-map state (in the order of ``tryalloc.mm.debug.PFN_STATE_NAMES``: allocated, buddy, pcp,
+#: deferred -- the last waits on ``zone->trylock_free_pages``, from patch 2 on).
+PFN_STATE_COLOURS = ("#d7191c", "#abd9e9", "#fdae61", "#7b3294")
 
 
 def buddyinfo_bars(snapshots: dict[str, list[int]], ax=None, title: str | None = None) -> Figure:

@@ -35,7 +35,15 @@ import zlib
 from dataclasses import dataclass, field
 
 from ..errors import InvalidArgumentError
-from ..include.gfp import __GFP_NOLOCKDEP, __GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL, GFP_ZONEMASK, check_gfp
+from ..include.gfp import (
+    __GFP_NOLOCKDEP,
+    __GFP_NOWARN,
+    GFP_ATOMIC,
+    GFP_KERNEL,
+    GFP_ZONEMASK,
+    check_gfp,
+    gfpflags_allow_spinning,  # @since 1
+)
 from ..kernel.locking import (
     raw_spin_lock_irqsave,
     raw_spin_trylock_irqsave,
@@ -208,8 +216,16 @@ def _depot_alloc_pool(alloc_flags: int):
     return page_alloc.alloc_pages(gfp, DEPOT_POOL_ORDER)
 
 
-def _depot_free_pool(page) -> None:
+#~ def _depot_free_pool(page) -> None:  # @until 2
+def _depot_free_pool(page, allow_spin: bool) -> None:  # @since 2
+    """Give back an unwanted pool page; a caller that may not spin frees it without spinning (patch 2,
+    R2.13 -- a defensive branch: such a caller never preallocates, as ``can_alloc`` needs spinning)."""
     from ..mm import page_alloc
+    # @since 2
+    if not allow_spin:
+        page_alloc.free_pages_nolock(page, DEPOT_POOL_ORDER)
+        return
+    # @end
     page_alloc.free_pages(page, DEPOT_POOL_ORDER)
 
 
@@ -258,20 +274,25 @@ def depot_alloc_stack(depot: StackDepot, entries: tuple, hash_: int, prealloc):
     return record, prealloc
 
 
-def _depot_can_alloc(depot_flags: int) -> bool:
+#~ def _depot_can_alloc(depot_flags: int) -> bool:  # @until 1
+def _depot_can_alloc(depot_flags: int, allow_spin: bool) -> bool:  # @since 1
     """May this save allocate a pool?  In v6.13 the caller's ``STACK_DEPOT_FLAG_CAN_ALLOC`` alone
-    decides (patch 1 also requires ``gfpflags_allow_spinning(alloc_flags)``, spec 2.4)."""
-    return bool(depot_flags & STACK_DEPOT_FLAG_CAN_ALLOC)
+    decides; patch 1 also requires that the caller may spin (``gfpflags_allow_spinning``, R1.18)."""
+    #~ return bool(depot_flags & STACK_DEPOT_FLAG_CAN_ALLOC)  # @until 1
+    return bool(depot_flags & STACK_DEPOT_FLAG_CAN_ALLOC) and allow_spin  # @since 1
 
 
-def _depot_lock_pool(depot: StackDepot, can_alloc: bool):
+#~ def _depot_lock_pool(depot: StackDepot, can_alloc: bool):  # @until 1
+def _depot_lock_pool(depot: StackDepot, can_alloc: bool, allow_spin: bool):  # @since 1
     """Take ``pool_lock``: the saved irq flags, or ``None`` if the save must give up.
 
     In NMI the lock may be held by the very context the NMI interrupted, so it is only tried (best
     effort), and asking to allocate there is a caller's bug worth a warning.  Elsewhere the lock is
-    taken by spinning (patch 1 extends the trylock branch to saves that may not spin, spec 2.4).
+    taken by spinning -- from patch 1 only if the caller may spin; one that may not only tries it too
+    (R1.18, R1.19).
     """
-    if in_nmi():
+    #~ if in_nmi():  # @until 1
+    if in_nmi() or not allow_spin:  # @since 1
         if can_alloc:
             depot.warn_once("stack_depot_save_flags: can_alloc in NMI")
         return raw_spin_trylock_irqsave(depot.pool_lock)
@@ -292,7 +313,9 @@ def stack_depot_save_flags(entries: tuple, alloc_flags: int, depot_flags: int) -
     if not entries:
         return 0
     depot = _depot()
-    can_alloc = _depot_can_alloc(depot_flags)
+    #~ can_alloc = _depot_can_alloc(depot_flags)  # @until 1
+    allow_spin = gfpflags_allow_spinning(alloc_flags)  # @since 1
+    can_alloc = _depot_can_alloc(depot_flags, allow_spin)  # @since 1
     hash_ = hash_stack(entries)
     bucket_index = hash_ & ((1 << STACK_HASH_ORDER) - 1)
     bucket = depot.stack_table.setdefault(bucket_index, [])
@@ -305,7 +328,8 @@ def stack_depot_save_flags(entries: tuple, alloc_flags: int, depot_flags: int) -
     # No allocation is possible under pool_lock, so get a spare pool first if one is wanted.
     prealloc = _depot_alloc_pool(alloc_flags) if can_alloc and depot.new_pool_required else None
 
-    flags = _depot_lock_pool(depot, can_alloc)
+    #~ flags = _depot_lock_pool(depot, can_alloc)  # @until 1
+    flags = _depot_lock_pool(depot, can_alloc, allow_spin)  # @since 1
     if flags is not None:
         found = find_stack(bucket, entries, hash_)  # another CPU may have stored it meanwhile
         if found is None:
@@ -317,7 +341,8 @@ def stack_depot_save_flags(entries: tuple, alloc_flags: int, depot_flags: int) -
             prealloc = depot_keep_new_pool(depot, prealloc)
         raw_spin_unlock_irqrestore(depot.pool_lock, flags)
     if prealloc is not None:
-        _depot_free_pool(prealloc)  # nobody wanted it
+        #~ _depot_free_pool(prealloc)  # nobody wanted it  # @until 2
+        _depot_free_pool(prealloc, allow_spin)  # nobody wanted it  # @since 2
     return found.handle if found is not None else 0
 
 

@@ -43,10 +43,19 @@ from ..include.gfp import (
     gfp_migratetype,
     gfpflags_allow_blocking,
 )
-from ..kernel.locking import spin_lock, spin_lock_irqsave, spin_trylock, spin_unlock, spin_unlock_irqrestore
+from ..kernel.locking import (
+    spin_lock,
+    spin_lock_irqsave,
+    spin_trylock,
+    spin_trylock_irqsave,
+    spin_unlock,
+    spin_unlock_irqrestore,
+)
 from ..kernel.machine import initcall
 from ..kernel.percpu import per_cpu_ptr, this_cpu_ptr
 from ..kernel.preempt import (
+    in_hardirq,
+    in_nmi,
     local_irq_restore,
     local_irq_save,
     might_sleep,
@@ -56,6 +65,7 @@ from ..kernel.preempt import (
     preempt_enable,
 )
 from ..kernel.sched import event, running
+from ..lib.llist import llist_add, llist_del_all, llist_empty, llist_for_each
 from ..trace import trace_mm_page_alloc, trace_mm_page_alloc_zone_locked, trace_mm_page_free, trace_mm_page_pcpu_drain
 from . import memcontrol, page_owner
 from .mmzone import (
@@ -93,12 +103,13 @@ from .page import (
     set_page_refcounted,
 )
 
-# free-page-internal flags (FPI_TRYLOCK, BIT(2), arrives with patch 2)
+# free-page-internal flags
 FPI_NONE = 0
 FPI_SKIP_REPORT_NOTIFY = 1 << 0
 FPI_TO_TAIL = 1 << 1
+FPI_TRYLOCK = 1 << 2  # @since 2  free without spinning: defer to a llist when zone->lock is busy
 
-# allocator-internal flags (mm/internal.h); 0x400 stays free: patch 1 puts ALLOC_TRYLOCK there
+# allocator-internal flags (mm/internal.h)
 ALLOC_WMARK_MIN = WMARK_MIN
 ALLOC_WMARK_LOW = WMARK_LOW
 ALLOC_WMARK_HIGH = WMARK_HIGH
@@ -111,6 +122,7 @@ ALLOC_CPUSET = 0x40
 ALLOC_CMA = 0x80
 ALLOC_NOFRAGMENT = 0x100
 ALLOC_HIGHATOMIC = 0x200
+ALLOC_TRYLOCK = 0x400  # @since 1  zone->lock may only be trylocked (spec 2.3)
 ALLOC_KSWAPD = 0x800
 ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM
 
@@ -166,6 +178,11 @@ def page_alloc_init(kernel) -> None:
     mm.zones = kernel.zones
     kernel.vm_events = {PGALLOC: 0, PGFREE: 0}
     kernel.fail_page_alloc = fault_attr()
+    # boot-time states the allocator consults: memory not yet accepted (CONFIG_UNACCEPTED_MEMORY's
+    # zones_with_unaccepted_pages key) and struct pages still being initialised (deferred init);
+    # the model's zones are fully accepted and initialised unless a scenario says otherwise
+    kernel.unaccepted_memory = False
+    kernel.deferred_pages = False
     # node_zonelists[ZONELIST_FALLBACK]: the local node first, then the others by distance
     kernel.zonelists = [[kernel.zones[(nid + i) % cfg.nr_nodes] for i in range(cfg.nr_nodes)]
                         for nid in range(cfg.nr_nodes)]
@@ -327,8 +344,30 @@ def __rmqueue(z: zone, order: int, migratetype: int, alloc_flags: int) -> Page |
 
 
 def rmqueue_bulk(z: zone, order: int, count: int, lst, migratetype: int, alloc_flags: int) -> int:
-    """Move up to ``count`` blocks into a pcp list under ``zone->lock`` (unconditional at level 0)."""
-    flags = spin_lock_irqsave(z.lock)
+    """Move up to ``count`` blocks into a pcp list under ``zone->lock``.
+
+    Level 0 takes the lock unconditionally.  Patch 1 (R1.14, R1.16): a request with ``ALLOC_TRYLOCK``
+    that cannot trylock it moves nothing; as posted, ordinary callers first tried and then spun, and
+    6.15 (c5bb27e2da3a, S9.7.1) dropped that first try for them.
+    """
+    # @until 1
+    #~ flags = spin_lock_irqsave(z.lock)
+    # @end
+    # @since 1 @until 6.15
+    #~ flags = spin_trylock_irqsave(z.lock)
+    #~ if flags is None:
+    #~     if alloc_flags & ALLOC_TRYLOCK:
+    #~         return 0
+    #~     flags = spin_lock_irqsave(z.lock)
+    # @end
+    # @since 6.15
+    if alloc_flags & ALLOC_TRYLOCK:
+        flags = spin_trylock_irqsave(z.lock)
+        if flags is None:
+            return 0
+    else:
+        flags = spin_lock_irqsave(z.lock)
+    # @end
     i = 0
     while i < count:
         page = __rmqueue(z, order, migratetype, alloc_flags)
@@ -341,8 +380,26 @@ def rmqueue_bulk(z: zone, order: int, count: int, lst, migratetype: int, alloc_f
 
 
 def rmqueue_buddy(preferred_zone: zone, z: zone, order: int, alloc_flags: int, migratetype: int) -> Page | None:
-    """Take a block straight from buddy under ``zone->lock`` (orders the pcp does not cache)."""
-    flags = spin_lock_irqsave(z.lock)
+    """Take a block straight from buddy under ``zone->lock`` (orders the pcp does not cache, or when
+    the pcp attempt failed).  With ``ALLOC_TRYLOCK`` a busy lock means ``None`` (patch 1, R1.14)."""
+    # @until 1
+    #~ flags = spin_lock_irqsave(z.lock)
+    # @end
+    # @since 1 @until 6.15
+    #~ flags = spin_trylock_irqsave(z.lock)
+    #~ if flags is None:
+    #~     if alloc_flags & ALLOC_TRYLOCK:
+    #~         return None
+    #~     flags = spin_lock_irqsave(z.lock)
+    # @end
+    # @since 6.15
+    if alloc_flags & ALLOC_TRYLOCK:
+        flags = spin_trylock_irqsave(z.lock)
+        if flags is None:
+            return None
+    else:
+        flags = spin_lock_irqsave(z.lock)
+    # @end
     page = None
     if alloc_flags & ALLOC_HIGHATOMIC:
         page = __rmqueue_smallest(z, order, MIGRATE_HIGHATOMIC)
@@ -483,13 +540,22 @@ def nr_pcp_free(pcp, batch: int, high: int) -> int:
     return min(pcp.count, max(batch, pcp.count - high + 1))
 
 
-def free_unref_page_commit(z: zone, pcp, page: Page, migratetype: int, order: int) -> None:
-    """Put a freed page at the head of its pcp list; past ``high``, bulk-free to buddy."""
+#~ def free_unref_page_commit(z: zone, pcp, page: Page, migratetype: int, order: int) -> None:  # @until 2
+def free_unref_page_commit(z: zone, pcp, page: Page, migratetype: int, order: int,  # @since 2
+                           fpi_flags: int) -> None:  # @since 2
+    """Put a freed page at the head of its pcp list; past ``high``, bulk-free to buddy.
+
+    An ``FPI_TRYLOCK`` free stops after the list insertion: the bulk free would spin on
+    ``zone->lock``, so ``pcp->count`` may stay above ``high`` until an ordinary free (patch 2, R2.4)."""
     pcp.count += 1 << order
     pindex = order_to_pindex(migratetype, order)
     pcp.lists[pindex].appendleft(page.pfn)
     running().kernel.vm_events[PGFREE] += 1 << order
     pcp.free_count += 1 << order
+    # @since 2
+    if fpi_flags & FPI_TRYLOCK:
+        return
+    # @end
     if pcp.count >= pcp.high:
         free_pcppages_bulk(z, nr_pcp_free(pcp, pcp.batch, pcp.high), pcp, pindex)
 
@@ -627,9 +693,12 @@ def should_fail_alloc_page(gfp: int, order: int) -> bool:
     return True
 
 
-def prepare_alloc_pages(gfp: int, order: int, preferred_nid: int, nodemask) -> tuple[alloc_context, int] | None:
-    """The alloc context (zonelist, nodemask, migratetype) and the fast path's ``ALLOC_WMARK_LOW``;
-    ``None`` when fault injection fails the request.  ``might_alloc`` checks a blocking mask's context."""
+def prepare_alloc_pages(gfp: int, order: int, preferred_nid: int, nodemask,
+                        alloc_flags: int) -> tuple[alloc_context, int] | None:
+    """The alloc context (zonelist, nodemask, migratetype) and the alloc flags to use; ``None`` when
+    fault injection fails the request (never for ``ALLOC_TRYLOCK``: it may printk and take locks,
+    patch 1, R1.8).  ``might_alloc`` checks a blocking mask's context.  C returns the flags through a
+    pointer argument; here they come back in the tuple."""
     kernel = running().kernel
     zonelist = kernel.zonelists[preferred_nid]
     if gfp & __GFP_THISNODE:
@@ -637,9 +706,10 @@ def prepare_alloc_pages(gfp: int, order: int, preferred_nid: int, nodemask) -> t
     ac = alloc_context(zonelist, nodemask, gfp_migratetype(gfp), zonelist[0])
     if gfpflags_allow_blocking(gfp):
         might_sleep(lambda: f"page allocation with {format_gfp(gfp)}")
-    if should_fail_alloc_page(gfp, order):
+    #~ if should_fail_alloc_page(gfp, order):  # @until 1
+    if not alloc_flags & ALLOC_TRYLOCK and should_fail_alloc_page(gfp, order):  # @since 1
         return None
-    return ac, ALLOC_WMARK_LOW
+    return ac, alloc_flags
 
 
 def alloc_flags_nofragment(z: zone, gfp: int) -> int:
@@ -713,7 +783,7 @@ def __alloc_pages(gfp: int, order: int, preferred_nid: int, nodemask=None) -> Pa
         nodemask = frozenset(nodemask)
         for nid in nodemask:
             check_nid(nid)
-    prepared = prepare_alloc_pages(gfp, order, preferred_nid, nodemask)
+    prepared = prepare_alloc_pages(gfp, order, preferred_nid, nodemask, ALLOC_WMARK_LOW)
     if prepared is None:
         return None
     ac, alloc_flags = prepared
@@ -727,6 +797,63 @@ def __alloc_pages(gfp: int, order: int, preferred_nid: int, nodemask=None) -> Pa
         page = None
     trace_mm_page_alloc(page=page, order=order, gfp_flags=gfp, migratetype=ac.migratetype)
     return page
+
+
+def has_unaccepted_memory() -> bool:
+    """Does any zone still hold memory that must be accepted before use (``has_unaccepted_memory``)?"""
+    return running().kernel.unaccepted_memory
+
+
+def deferred_pages_enabled() -> bool:
+    """Is struct-page initialisation still running in the background (``deferred_pages_enabled``)?"""
+    return running().kernel.deferred_pages
+
+
+# @since 1
+def try_alloc_pages(nid: int, order: int) -> Page | None:
+    """Allocate from any context, never spinning: NULL when a lock is busy (patch 1, 97769a53f117).
+
+    ``try_alloc_pages_noprof`` (spec 2.4, rules R1.1-R1.17): a mask with neither reclaim bit, so
+    ``gfpflags_allow_spinning()`` is false; ``ALLOC_TRYLOCK`` with no watermark selector (the min
+    watermark); early NULL on PREEMPT_RT in NMI or hard-IRQ, for orders the pcp does not cache, while
+    memory is unaccepted or struct pages are still being initialised; the fast path only.  The page is
+    zeroed (which also keeps KMSAN's hook safe in any context) and not compound.  ``nid`` may be
+    ``NUMA_NO_NODE``.  An order outside ``0..MAX_PAGE_ORDER`` or an unknown node raises
+    :class:`~tryalloc.errors.InvalidArgumentError` here, where C would just return NULL.
+    """
+    check_order(order)
+    if nid != NUMA_NO_NODE:
+        check_nid(nid)
+    #~ gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC  # @until 5
+    gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC | __GFP_ACCOUNT  # @since 5
+    alloc_flags = ALLOC_TRYLOCK
+    # spin_trylock() of an rt_mutex is not allowed in NMI or hard-IRQ on PREEMPT_RT (spec 0.1)
+    if running().kernel.config.preempt_rt and (in_nmi() or in_hardirq()):
+        return None
+    if not pcp_allowed_order(order):
+        return None
+    # accepting memory and growing deferred struct pages both take locks
+    if has_unaccepted_memory():
+        return None
+    if deferred_pages_enabled():
+        return None
+    if nid == NUMA_NO_NODE:
+        nid = numa_node_id()
+    prepared = prepare_alloc_pages(gfp, order, nid, None, alloc_flags)
+    if prepared is None:
+        return None
+    ac, alloc_flags = prepared
+    # no slow path: it would reclaim, compact, wake kswapd, OOM, warn ... all of which take locks
+    page = get_page_from_freelist(gfp, order, alloc_flags, ac)
+    # @since 5
+    if (page is not None and memcontrol.memcg_kmem_online()
+            and memcontrol.__memcg_kmem_charge_page(page, gfp, order) != 0):
+        free_pages_nolock(page, order)
+        page = None
+    # @end
+    trace_mm_page_alloc(page=page, order=order, gfp_flags=gfp, migratetype=ac.migratetype)
+    return page
+# @end
 
 
 def numa_node_id() -> int:
@@ -849,9 +976,51 @@ def split_large_buddy(z: zone, page: Page, pfn: int, order: int, fpi: int) -> No
         pfn += 1 << order
 
 
+# @since 2
+def add_page_to_zone_llist(z: zone, page: Page, order: int) -> None:
+    """Defer a free: remember the order in the page and push it on ``zone->trylock_free_pages``
+    (lock-free, so safe from any context).  The page is not free until drained (R2.8)."""
+    page.order = order
+    llist_add(page.pcp_llist, z.trylock_free_pages)
+    event("deferred-free", f"pfn {page.pfn:#x} order {order}")
+# @end
+
+
 def free_one_page(z: zone, page: Page, pfn: int, order: int, fpi_flags: int) -> None:
-    """Free straight to buddy under an unconditional ``zone->lock``; counts PGFREE."""
-    flags = spin_lock_irqsave(z.lock)
+    """Free straight to buddy under ``zone->lock``; counts PGFREE.
+
+    Patch 2 (R2.5, R2.9, R2.10): an ``FPI_TRYLOCK`` free that cannot trylock the lock defers the page
+    to ``zone->trylock_free_pages``; an ordinary free that holds the lock first merges every deferred
+    page, each with its recorded order.  As posted, ordinary frees tried before spinning; 6.15
+    (c5bb27e2da3a, S9.7.1) takes the lock directly for them.
+    """
+    # @until 2
+    #~ flags = spin_lock_irqsave(z.lock)
+    # @end
+    # @since 2 @until 6.15
+    #~ flags = spin_trylock_irqsave(z.lock)
+    #~ if flags is None:
+    #~     if fpi_flags & FPI_TRYLOCK:
+    #~         add_page_to_zone_llist(z, page, order)
+    #~         return
+    #~     flags = spin_lock_irqsave(z.lock)
+    # @end
+    # @since 6.15
+    if fpi_flags & FPI_TRYLOCK:
+        flags = spin_trylock_irqsave(z.lock)
+        if flags is None:
+            add_page_to_zone_llist(z, page, order)
+            return
+    else:
+        flags = spin_lock_irqsave(z.lock)
+    # @end
+    # @since 2
+    if not llist_empty(z.trylock_free_pages) and not fpi_flags & FPI_TRYLOCK:
+        for node in llist_for_each(llist_del_all(z.trylock_free_pages)):
+            deferred = node.payload
+            split_large_buddy(z, deferred, deferred.pfn, deferred.order, fpi_flags)
+            running().kernel.vm_events[PGFREE] += 1 << deferred.order
+    # @end
     split_large_buddy(z, page, pfn, order, fpi_flags)
     spin_unlock_irqrestore(z.lock, flags)
     running().kernel.vm_events[PGFREE] += 1 << order
@@ -862,11 +1031,17 @@ def __free_pages_ok(page: Page, order: int, fpi_flags: int) -> None:
         free_one_page(page_zone(page), page, page.pfn, order, fpi_flags)
 
 
-def free_unref_page(page: Page, order: int) -> None:
+#~ def free_unref_page(page: Page, order: int) -> None:  # @until 2
+def __free_unref_page(page: Page, order: int, fpi_flags: int) -> None:  # @since 2
     """Free a page whose last reference is gone: through this CPU's pcp when the order is cached and
-    the pcp trylock succeeds, else to buddy (isolated pageblocks always go to buddy)."""
+    the pcp trylock succeeds, else to buddy (isolated pageblocks always go to buddy).
+
+    Patch 2 threads ``fpi_flags`` through; on PREEMPT_RT an ``FPI_TRYLOCK`` free in NMI or hard-IRQ
+    goes to the deferred list without trying any lock (R2.6) -- but only here, after the non-pcp and
+    isolated cases have already gone to ``free_one_page`` (the gap of R2.7)."""
     if not pcp_allowed_order(check_order(order)):
-        __free_pages_ok(page, order, FPI_NONE)
+        #~ __free_pages_ok(page, order, FPI_NONE)  # @until 2
+        __free_pages_ok(page, order, fpi_flags)  # @since 2
         return
     if not free_pages_prepare(page, order):
         return
@@ -875,23 +1050,39 @@ def free_unref_page(page: Page, order: int) -> None:
     z = page_zone(page)
     if migratetype >= MIGRATE_PCPTYPES:
         if migratetype == MIGRATE_ISOLATE:
-            free_one_page(z, page, pfn, order, FPI_NONE)
+            #~ free_one_page(z, page, pfn, order, FPI_NONE)  # @until 2
+            free_one_page(z, page, pfn, order, fpi_flags)  # @since 2
             return
         migratetype = MIGRATE_MOVABLE
+    # @since 2
+    if fpi_flags & FPI_TRYLOCK and running().kernel.config.preempt_rt and (in_nmi() or in_hardirq()):
+        add_page_to_zone_llist(z, page, order)
+        return
+    # @end
     flags = pcp_trylock_prepare()
     pcp = pcp_spin_trylock(z.per_cpu_pageset)
     if pcp is not None:
-        free_unref_page_commit(z, pcp, page, migratetype, order)
+        #~ free_unref_page_commit(z, pcp, page, migratetype, order)  # @until 2
+        free_unref_page_commit(z, pcp, page, migratetype, order, fpi_flags)  # @since 2
         pcp_spin_unlock(pcp)
     else:
-        free_one_page(z, page, pfn, order, FPI_NONE)
+        #~ free_one_page(z, page, pfn, order, FPI_NONE)  # @until 2
+        free_one_page(z, page, pfn, order, fpi_flags)  # @since 2
     pcp_trylock_finish(flags)
 
 
-def __free_pages(page: Page, order: int) -> None:
+# @since 2
+def free_unref_page(page: Page, order: int) -> None:
+    __free_unref_page(page, order, FPI_NONE)
+# @end
+
+
+#~ def __free_pages(page: Page, order: int) -> None:  # @until 2
+def ___free_pages(page: Page, order: int, fpi_flags: int) -> None:  # @since 2
     """Drop a reference; free the block when it was the last.  If it was not and the page is no
     compound head, free the tail sub-blocks ``order-1 .. 0`` the caller gave up (spec 1.2): the
-    holder of the extra reference keeps only the first page."""
+    holder of the extra reference keeps only the first page.  (Patch 2 made this the body of both
+    ``__free_pages`` and ``free_pages_nolock``, with the free flags threaded through.)"""
     if not isinstance(page, Page):
         raise InvalidArgumentError(f"expected a Page, got {page!r}")
     check_order(order)
@@ -903,11 +1094,29 @@ def __free_pages(page: Page, order: int) -> None:
         for o in range(order):
             _check_free(page + (1 << o), o)
     if put_page_testzero(page):
-        free_unref_page(page, order)
+        #~ free_unref_page(page, order)  # @until 2
+        __free_unref_page(page, order, fpi_flags)  # @since 2
     elif not head:
         while order > 0:
             order -= 1
-            free_unref_page(page + (1 << order), order)
+            #~ free_unref_page(page + (1 << order), order)  # @until 2
+            __free_unref_page(page + (1 << order), order, fpi_flags)  # @since 2
+
+
+# @since 2
+def __free_pages(page: Page, order: int) -> None:
+    ___free_pages(page, order, FPI_NONE)
+
+
+def free_pages_nolock(page: Page, order: int) -> None:
+    """Free from any context without spinning (patch 2, 8c57b687e833; spec 3.4, R2.1-R2.14).
+
+    Exactly the reference-count semantics of ``__free_pages`` (R2.1), for any page, not only those of
+    ``try_alloc_pages`` (R2.3); the free goes to the pcp by trylock, else to buddy by trylock of
+    ``zone->lock``, else onto ``zone->trylock_free_pages`` until an ordinary free drains it.
+    """
+    ___free_pages(page, order, FPI_TRYLOCK)
+# @end
 
 
 def __free_page(page: Page) -> None:

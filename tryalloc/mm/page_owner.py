@@ -26,7 +26,7 @@ from __future__ import annotations
 from array import array
 
 from ..errors import ConfigError, InvalidArgumentError
-from ..include.gfp import __GFP_NOWARN, GFP_NOWAIT, format_gfp
+from ..include.gfp import __GFP_NOWARN, format_gfp
 from ..kernel.locking import spin_lock_irqsave, spin_unlock_irqrestore, spinlock_t
 from ..kernel.machine import initcall
 from ..kernel.sched import event, running, this_cpu
@@ -152,11 +152,13 @@ def __reset_page_owner(page, order: int) -> None:
     """``__reset_page_owner``: record the freeing stack and release the allocation stack's count.
 
     The free stack is saved with ``GFP_NOWAIT | __GFP_NOWARN`` in v6.13; patch 2 narrows it to
-    ``__GFP_NOWARN`` so the depot neither allocates nor spins on a free (R2.12).
+    ``__GFP_NOWARN`` so the depot neither allocates nor spins on a free from any context (R2.12).
     """
     owner = running().kernel.page_owner
     alloc_handle = page.owner_alloc_handle
-    handle = save_stack(GFP_NOWAIT | __GFP_NOWARN)
+    #~ from ..include.gfp import GFP_NOWAIT  # @until 2
+    #~ handle = save_stack(GFP_NOWAIT | __GFP_NOWARN)  # @until 2
+    handle = save_stack(__GFP_NOWARN)  # @since 2
     ext, mm = owner.page_ext, page.mem_map
     for pfn in range(page.pfn, page.pfn + (1 << order)):
         mm.owner_free_handle[pfn] = handle
