@@ -7,10 +7,12 @@ import pytest
 
 from tryalloc import Kernel, Scripted, When, explore
 from tryalloc.include import gfp as G
-from tryalloc.kernel.locking import raw_spin_lock, raw_spin_unlock, raw_spinlock_t, spin_lock_irqsave
-from tryalloc.kernel.locking import spin_unlock_irqrestore
+from tryalloc.kernel.locking import (
+    raw_spin_lock,
+    raw_spin_unlock,
+    raw_spinlock_t,
+)
 from tryalloc.kernel.preempt import local_irq_restore, local_irq_save
-from tryalloc.kernel.sched import inject_interrupt
 from tryalloc.mm import page as P
 from tryalloc.mm import page_alloc as A
 from tryalloc.mm.debug import check_invariants
@@ -326,3 +328,58 @@ def test_bad_arguments_are_refused_and_change_nothing(order, nid):
         k.call(A.try_alloc_pages, nid, order)
     assert (dict(k.vm_events), k.zones[0].vm_stat[NR_FREE_PAGES]) == before
     check_invariants(k)
+
+
+def depot_machine():
+    k = machine()
+    k.stack_depot.records_per_pool = 1  # every new stack wants a new pool
+    return k
+
+
+@pytest.mark.rule("R1.18")
+def test_stack_depot_never_allocates_a_pool_for_a_mask_that_may_not_spin():
+    from tryalloc.lib import stackdepot as sd
+
+    k = depot_machine()
+    k.call(sd.stack_depot_save, ("a",), G.GFP_KERNEL)  # an ordinary save: pool allocated
+    assert k.stack_depot.new_pool_required
+    k.call(sd.stack_depot_save, ("b",), G.__GFP_NOWARN)
+    ops_b = [(e[3], e[4]) for e in k.events]
+    assert not any(op.startswith("spin") and obj == "pcp->lock[cpu0]" for op, obj in ops_b)  # no allocation
+    assert ("raw_spin_trylock_irqsave", "pool_lock") in ops_b and ("raw_spin_lock_irqsave", "pool_lock") not in ops_b
+
+
+@pytest.mark.rule("R1.18")
+def test_stack_depot_gives_up_instead_of_spinning_when_pool_lock_is_busy():
+    """Another CPU holds pool_lock: a save that may not spin returns 0 (or a handle already stored)."""
+    from tryalloc.lib import stackdepot as sd
+
+    def build():
+        k = machine()  # pools with room: a new record needs no new pool
+        k.call(sd.stack_depot_save, ("known",), G.GFP_KERNEL)
+        k.spawn(0, lambda: (sd.stack_depot_save(("new",), G.__GFP_NOWARN),
+                            sd.stack_depot_save(("known",), G.__GFP_NOWARN)))
+        k.spawn(1, lambda: sd.stack_depot_save(("other",), G.GFP_KERNEL))
+        return k
+
+    outcomes = set()
+
+    def check(k, res):
+        new, known = res.results[0]
+        assert known != 0
+        assert not [e for e in k.events if e[1] == 0 and e[3] == "spin" and e[4] == "pool_lock"]
+        outcomes.add(new == 0)
+
+    res = explore(build, check=check)
+    assert res.ok and res.complete and outcomes == {True, False}
+
+
+@pytest.mark.rule("R1.19")
+def test_stack_depot_in_nmi_only_tries_pool_lock_whatever_the_mask():
+    from tryalloc.lib import stackdepot as sd
+
+    k = machine()
+    k.call(sd.stack_depot_save, ("a",), G.GFP_KERNEL)
+    got = k.call(sd.stack_depot_save_flags, ("b",), G.GFP_KERNEL, 0, context="nmi")
+    nmi_ops = [e[3] for e in k.events if e[4] == "pool_lock" and e[2].endswith("nmi")]
+    assert got != 0 and nmi_ops[0] == "raw_spin_trylock_irqsave" and "raw_spin_lock_irqsave" not in nmi_ops

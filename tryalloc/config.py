@@ -44,6 +44,9 @@ class Config:
     memcg, page_owner, debug_vm
         ``CONFIG_MEMCG`` kmem accounting, page_owner tracking (``page_owner=on``), ``CONFIG_DEBUG_VM``
         checks on the free path.
+    debug_objects
+        ``CONFIG_DEBUG_OBJECTS_FREE``: every page free walks the debug-objects hash under a spinning
+        lock (the v6 gap R2.14); off by default.
     spin_polarity
         ``"fixed"`` (the default): ``gfpflags_allow_spinning()`` is true when the mask has a reclaim
         bit, as its comment and every caller intend.  ``"as_posted"``: the inverted test of v6..v9
@@ -62,6 +65,7 @@ class Config:
     memcg: bool = True
     page_owner: bool = False
     debug_vm: bool = True
+    debug_objects: bool = False
     spin_polarity: str = "fixed"
 
     def __post_init__(self):
@@ -80,7 +84,7 @@ class Config:
         if self.pages_per_node % (1 << self.pageblock_order):
             raise ConfigError(f"pages_per_node={self.pages_per_node} is not a multiple of a pageblock "
                               f"({1 << self.pageblock_order} pages)")
-        for name in ("preempt_rt", "smp", "thp", "memcg", "page_owner", "debug_vm"):
+        for name in ("preempt_rt", "smp", "thp", "memcg", "page_owner", "debug_vm", "debug_objects"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.spin_polarity not in SPIN_POLARITIES:

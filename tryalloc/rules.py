@@ -386,10 +386,10 @@ RULES: tuple[Rule, ...] = (
         id="R1.19",
         statement=(
             "In NMI context stack depot keeps its baseline behaviour of acquiring pool_lock only through a "
-            "trylock, whatever the gfp mask says."
+            "trylock, whatever the gfp mask says (so it already holds at level 0: patch 1 keeps it)."
         ),
         section="2.5",
-        since="1",
+        since="0",
         until=None,
         kind="rule",
         cites=_P1 + (f"{_SD}: stack_depot_save_flags()",),

@@ -65,6 +65,7 @@ from ..kernel.preempt import (
     preempt_enable,
 )
 from ..kernel.sched import event, running
+from ..lib.debugobjects import debug_check_no_obj_freed
 from ..lib.llist import llist_add, llist_del_all, llist_empty, llist_for_each
 from ..trace import trace_mm_page_alloc, trace_mm_page_alloc_zone_locked, trace_mm_page_free, trace_mm_page_pcpu_drain
 from . import memcontrol, page_owner
@@ -915,6 +916,8 @@ def free_pages_prepare(page: Page, order: int) -> bool:
     if PageHead(page):
         clear_compound_page(page, compound_order(page))
     page_owner.reset_page_owner(page, order)
+    if running().kernel.config.debug_objects:
+        debug_check_no_obj_freed(page, order)  # spins on its hash lock, FPI_TRYLOCK or not (R2.14)
     page.mem_map.contents[page.pfn:page.pfn + (1 << order)] = bytes([CONTENT_POISON]) * (1 << order)
     return True
 
