@@ -65,8 +65,10 @@ def test_refcount_semantics_are_those_of___free_pages(case):
 
 @pytest.mark.rule("R2.2")
 @pytest.mark.rule("R2.4")
+@pytest.mark.rule("I3")
 def test_pcp_free_above_high_bulk_frees_nothing():
-    """R2.4, R2.2: past pcp->high the page still goes on the list; no free_pcppages_bulk, no zone->lock."""
+    """R2.4, R2.2: past pcp->high the page still goes on the list; no free_pcppages_bulk, no zone->lock.
+    I3: only those frees leave the count above high; the next ordinary free brings it back below."""
     k = machine()
     pages = [k.call(A.alloc_pages, G.GFP_KERNEL, 0) for _ in range(40)]
     pcp = k.zones[0].per_cpu_pageset._slots[0]
@@ -80,6 +82,7 @@ def test_pcp_free_above_high_bulk_frees_nothing():
     # the next ordinary free over the mark bulk-frees (I3)
     k.call(A.__free_pages, k.call(A.alloc_pages, G.GFP_KERNEL, 0), 0)
     assert any(e[3] == "trace:mm_page_pcpu_drain" for e in k.events)
+    assert pcp.count < pcp.high
 
 
 @pytest.mark.rule("R2.3")
@@ -235,4 +238,18 @@ def test_bad_frees_are_refused_and_the_llist_never_holds_a_page_twice():
     with pytest.raises(BadPageError, match="order"):  # DEBUG_VM's compound-order check
         k.call(A.free_pages_nolock, live, 2)
     assert deferred(k) == before[0] and P.PageHead(live) and P.page_ref_count(live) == 1
+    check_invariants(k)
+
+
+@pytest.mark.rule("R8.2")
+def test_a_non_compound_try_alloc_page_with_an_extra_reference_frees_only_its_tail():
+    """R8.2: try_alloc_pages pages are plain blocks; free_pages_nolock with a reference outstanding
+    gives back the tail sub-blocks (orders 1 and 0 of an order-2 block) and keeps the first page."""
+    k = machine()
+    page = k.call(A.try_alloc_pages, 0, 2)
+    k.call(P.get_page, page)
+    k.call(A.free_pages_nolock, page, 2)
+    states = pfn_states(k)
+    assert P.page_ref_count(page) == 1 and states[page.pfn] == PFN_ALLOCATED
+    assert all(states[pfn] != PFN_ALLOCATED for pfn in range(page.pfn + 1, page.pfn + 4))
     check_invariants(k)

@@ -825,8 +825,7 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
     check_order(order)
     if nid != NUMA_NO_NODE:
         check_nid(nid)
-    #~ gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC  # @until 5
-    gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC | __GFP_ACCOUNT  # @since 5
+    gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC
     alloc_flags = ALLOC_TRYLOCK
     # spin_trylock() of an rt_mutex is not allowed in NMI or hard-IRQ on PREEMPT_RT (spec 0.1)
     if running().kernel.config.preempt_rt and (in_nmi() or in_hardirq()):
@@ -846,12 +845,6 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
     ac, alloc_flags = prepared
     # no slow path: it would reclaim, compact, wake kswapd, OOM, warn ... all of which take locks
     page = get_page_from_freelist(gfp, order, alloc_flags, ac)
-    # @since 5
-    if (page is not None and memcontrol.memcg_kmem_online()
-            and memcontrol.__memcg_kmem_charge_page(page, gfp, order) != 0):
-        free_pages_nolock(page, order)
-        page = None
-    # @end
     trace_mm_page_alloc(page=page, order=order, gfp_flags=gfp, migratetype=ac.migratetype)
     return page
 # @end
