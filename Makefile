@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test test-levels lint bench clean
+.PHONY: book test test-levels site-test lint bench clean
 LEVELS := 0 1 2 3 4 5 6 6.15
 
 $(STAMP): requirements.txt pyproject.toml
@@ -18,7 +18,8 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . -n -W --keep-going
 
-## test: the package's tests and the linter, then the suite once per level of the series
+## test: the package's tests (the chapters run as notebooks among them; the browser tests of the built
+## site when _build/html is there and up to date), the linter, then the suite once per level of the series
 test: $(STAMP)
 	$(VENV)/bin/pytest
 	$(VENV)/bin/ruff check .
@@ -34,6 +35,11 @@ test-levels: $(STAMP)
 	    --deselect tests/test_series.py --deselect tests/test_traceability.py 2>&1 | tail -n 3; \
 	  test "$${PIPESTATUS[0]}" = 0 || exit 1; \
 	done; rm -rf $$gen
+
+## site-test: the built book (run `make book` first) in headless Chromium, and its internal links; a
+## missing or stale build or browser fails here instead of being skipped
+site-test: $(STAMP)
+	TRYALLOC_SITE=required $(VENV)/bin/pytest -q -m site
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
