@@ -128,6 +128,20 @@ def test_api_reference_documents_every_module_of_the_package():
     assert documented - modules == set(), "book/appendix/api.md documents modules the package lacks"
 
 
+def test_workflow_tests_builds_strictly_and_publishes_the_site():
+    import yaml
+
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    build, deploy = flow["jobs"]["build"], flow["jobs"]["deploy"]
+    runs = [step.get("run") for step in build["steps"]]
+    assert runs.index("make test") < runs.index("make book") < runs.index("make site-test")
+    upload = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    assert upload["with"]["path"] == "_build/html"
+    assert deploy["needs"] == "build" and deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in deploy["steps"])
+    assert "refs/heads/main" in deploy["if"]
+
+
 # --- the site in a browser ---------------------------------------------------------------------------
 
 
