@@ -150,3 +150,26 @@ def test_a_script_can_be_reused_for_another_run():
         k.on_interrupt(0, "nmi", lambda: None)
         counts.append(k.run(script).injections)
     assert counts == [1, 1]
+
+
+def test_an_interrupt_on_a_cpu_whose_task_spins_still_runs():
+    """The waiting state belongs to the spinning context, not the CPU: an NMI arriving on the spinner
+    runs, and may even take the lock the task waits for and release it (a false deadlock before)."""
+    def build():
+        k = Kernel(nr_cpus=2, detectors={"lockdep": "off"})
+        lock = spinlock_t("L")
+        k.spawn(0, lambda: (spin_lock(lock), spin_unlock(lock)))
+        k.spawn(1, lambda: (spin_lock(lock), spin_unlock(lock), spin_lock(lock), spin_unlock(lock)))
+        k.on_interrupt(0, "nmi", lambda: spin_trylock(lock) and spin_unlock(lock))
+        return k
+
+    nmi_took_it_while_task_waited = []
+
+    def check(k, res):
+        waited = any(e[1] == 0 and e[3] == "spin" for e in res.events)
+        took = any(e[2] == "task>nmi" and e[3] == "acquired" for e in res.events)
+        nmi_took_it_while_task_waited.append(waited and took)
+
+    result = explore(build, preemption_bound=None, check=check)
+    assert result.ok and result.complete
+    assert any(nmi_took_it_while_task_waited)

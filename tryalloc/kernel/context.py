@@ -58,7 +58,7 @@ class Context:
     keeps its dependency chains per context, as the kernel's lockdep keeps them per irq context.
     """
 
-    __slots__ = ("kind", "cpu", "depth", "saved_irqs_disabled", "saved_preempt_count", "held")
+    __slots__ = ("kind", "cpu", "depth", "saved_irqs_disabled", "saved_preempt_count", "held", "waiting")
 
     def __init__(self, kind: str, cpu: CPU, depth: int, saved_irqs_disabled: bool = False,
                  saved_preempt_count: int = 0):
@@ -68,6 +68,7 @@ class Context:
         self.saved_irqs_disabled = saved_irqs_disabled
         self.saved_preempt_count = saved_preempt_count
         self.held: list = []
+        self.waiting = None  # the lock this context spins or sleeps on; an interrupt on top still runs
 
     @property
     def name(self) -> str:
@@ -88,8 +89,13 @@ class CPU:
         self.preempt_count = 0
         self.irqs_disabled = False
         self.migrate_disabled = 0
-        self.waiting = None  # the lock this CPU spins or sleeps on, if any
         self.path_str = TASK  # path(), kept current for the event log's sake
+
+    @property
+    def waiting(self):
+        """The lock the running context waits for (``None`` if it runs): a CPU whose task spins can
+        still take an interrupt, and the interrupt runs."""
+        return self.stack[-1].waiting
 
     @property
     def top(self) -> Context:

@@ -48,7 +48,7 @@ def compose(headline: str, body: str, scenario: str, cpus, events) -> str:
     return "\n".join(parts)
 
 
-def interrupt_scenario(cpu_id: int, outer: str, kind: str, inner: str) -> str:
-    """The two-level diagram of an interrupt re-entering a lock on one CPU."""
+def interrupt_scenario(cpu_id: int, outer: str, kind: str, inner: str, verdict: str = "DEADLOCK") -> str:
+    """The two-level diagram of an interrupt re-entering a lock on one CPU, and what follows."""
     return (f"       CPU{cpu_id}\n       ----\n  {outer};\n  <Interrupt: {kind}>\n    {inner};\n\n"
-            " *** DEADLOCK ***")
+            f" *** {verdict} ***")

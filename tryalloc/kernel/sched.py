@@ -101,11 +101,11 @@ def wait_for(lock) -> None:
     """Spin (or sleep) until ``lock.owner`` is ``None``.  The CPU is not runnable meanwhile, but
     interrupts that may arrive still do; the scheduler reports a deadlock when no CPU can run."""
     run = running()
-    cpu = run.cpu
-    cpu.waiting = lock
+    ctx = run.cpu.stack[-1]
+    ctx.waiting = lock
     while lock.owner is not None:
         run.block()
-    cpu.waiting = None
+    ctx.waiting = None
 
 
 # --- schedules -------------------------------------------------------------------------------
@@ -443,7 +443,7 @@ class Run:
             cpu.preempt_count = 0
             cpu.irqs_disabled = False
             cpu.migrate_disabled = 0
-            cpu.waiting = None
+            cpu.stack[0].waiting = None
 
     # -- the hub: runs in the caller's greenlet ----------------------------------------------------
     def execute(self):
@@ -468,8 +468,6 @@ class Run:
         self._unstarted = set(self._glets)
         self._alone = len(self._glets) == 1
         self._pending = any(self.budget)  # some interrupt may still arrive
-        for cpu in self.cpus:
-            cpu.waiting = None
         try:
             while self._glets:
                 self.dispatch(self.decide())  # returns when a task finishes

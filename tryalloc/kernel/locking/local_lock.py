@@ -54,7 +54,8 @@ def _enter(lock: local_lock_t, op: str) -> None:
         body = (f"{ctx.name} ({cpu.path()}) entered {lock.name} on CPU{cpu.id} while {inside.name} is "
                 f"inside it.\nOn !PREEMPT_RT a local_lock_t only disables interrupts or preemption, "
                 f"which does not stop an NMI or a re-entrant caller: both now modify the same per-CPU data.")
-        scen = interrupt_scenario(cpu.id, f"{op}({lock.name})", ctx.kind, f"{op}({lock.name})")
+        scen = interrupt_scenario(cpu.id, f"{op}({lock.name})", ctx.kind, f"{op}({lock.name})",
+                                  "PER-CPU DATA CORRUPTION")
         run.kernel.detect("percpu", PerCpuCorruptionError(
             compose(f"{ctx.name} and {inside.name} both inside {lock.name}", body, scen, run.cpus, run.events)))
     if run.lockdep:

@@ -77,7 +77,8 @@ def _take(run, lock, ctx) -> None:
         body = (f"{ctx.name} entered the critical section of {lock.name} while {lock.owner.name} is "
                 f"inside it: on a uniprocessor kernel spin locks are compiled away, so nothing kept "
                 f"it out")
-        scen = interrupt_scenario(cpu.id, f"lock({lock.name})", ctx.kind, f"lock({lock.name})")
+        scen = interrupt_scenario(cpu.id, f"lock({lock.name})", ctx.kind, f"lock({lock.name})",
+                                  "DATA CORRUPTION")
         run.kernel.detect("percpu", PerCpuCorruptionError(
             compose(f"{ctx.name} and {lock.owner.name} both inside {lock.name}", body, scen, run.cpus, run.events)))
     lock.owner = ctx
