@@ -54,11 +54,16 @@ def unregister_trace(kernel, name: str, probe: Callable[..., object]) -> None:
     probes.remove(probe)
 
 
+_EVENT = {name: "trace:" + name for name in TRACEPOINTS}
+
+
 def _fire(name: str, fields: dict) -> None:
     run = running()
-    run.log("trace:" + name, None)
-    for probe in tuple(run.kernel.tracepoints[name]):  # a probe may unregister itself
-        probe(**fields)
+    run.log(_EVENT[name], None)
+    probes = run.kernel.tracepoints[name]
+    if probes:
+        for probe in tuple(probes):  # a probe may unregister itself
+            probe(**fields)
 
 
 def trace_mm_page_free(**fields) -> None:

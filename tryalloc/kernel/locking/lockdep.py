@@ -26,6 +26,10 @@ _CONFLICT = {"IN-HARDIRQ-W": "HARDIRQ-ON-W", "HARDIRQ-ON-W": "IN-HARDIRQ-W",
              "IN-SOFTIRQ-W": "SOFTIRQ-ON-W", "SOFTIRQ-ON-W": "IN-SOFTIRQ-W"}
 
 
+#: The usage marks of an acquisition, by (context kind, trylock, irqs off, softirqs off).
+_MARKS: dict[tuple, tuple[str, ...]] = {}
+
+
 class Lockdep:
     """The validator's state for one machine: usage marks and the dependency graph."""
 
@@ -74,17 +78,21 @@ class Lockdep:
         run = _sched._run
         return f"{ctx.name} at event #{len(run.events) - 1}" if run else ctx.name
 
-    def _marks(self, ctx, trylock: bool) -> list[str]:
+    def _marks(self, ctx, trylock: bool) -> tuple[str, ...]:
         cpu = ctx.cpu
-        marks = ["INITIAL USE"]  # any use outside NMI: what verify_lock_unused() looks for
-        if not trylock and ctx.kind == HARDIRQ:
-            marks.append("IN-HARDIRQ-W")
-        if not trylock and ctx.kind == SOFTIRQ:
-            marks.append("IN-SOFTIRQ-W")
-        if not cpu.irqs_disabled:
-            marks.append("HARDIRQ-ON-W")
-            if not cpu.preempt_count & SOFTIRQ_MASK and ctx.kind != HARDIRQ:
-                marks.append("SOFTIRQ-ON-W")
+        key = (ctx.kind, trylock, cpu.irqs_disabled, bool(cpu.preempt_count & SOFTIRQ_MASK))
+        marks = _MARKS.get(key)
+        if marks is None:
+            found = ["INITIAL USE"]  # any use outside NMI: what verify_lock_unused() looks for
+            if not trylock and ctx.kind == HARDIRQ:
+                found.append("IN-HARDIRQ-W")
+            if not trylock and ctx.kind == SOFTIRQ:
+                found.append("IN-SOFTIRQ-W")
+            if not cpu.irqs_disabled:
+                found.append("HARDIRQ-ON-W")
+                if not cpu.preempt_count & SOFTIRQ_MASK and ctx.kind != HARDIRQ:
+                    found.append("SOFTIRQ-ON-W")
+            marks = _MARKS[key] = tuple(found)
         return marks
 
     def _add_dep(self, prev, nxt, ctx, where: str) -> None:
