@@ -1,7 +1,10 @@
 """Helpers the book's notebooks call so that they show the package, never a copy of it.
 
 * :func:`show_source` displays the real source of a function or class, highlighted in HTML and as
-  plain text elsewhere, with the file and line it comes from;
+  plain text elsewhere, with the file and line it comes from (for a generated level of the series,
+  the repository path, the level and the line in that level's file);
+* :func:`show_diff` displays a unified diff (a patch of the series, :func:`tryalloc.series.patch_diff`),
+  highlighted in HTML and as plain text elsewhere; :func:`split_diff` cuts one into its files;
 * :func:`as_image` turns a :class:`matplotlib.figure.Figure` into a PNG that ``myst_nb.glue`` and
   Jupyter display without pyplot;
 * :func:`markdown_table` and :func:`patch_table` build tables from the package's data.
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import sys
 from pathlib import Path
 
 from .errors import InvalidArgumentError
@@ -25,13 +29,16 @@ class Source:
     needed); anything else gets the plain text from ``str``.
     """
 
-    def __init__(self, text: str, path: str, line: int):
+    def __init__(self, text: str, path: str, line: int, level: str | None = None):
         self.text = text
         self.path = path
         self.line = line
+        self.level = level  # a generated level of the series (``series.load``), None for the package itself
 
     @property
     def where(self) -> str:
+        if self.level is not None:
+            return f"{self.path} at level {self.level}, line {self.line} of that level's file"
         return f"{self.path}, line {self.line}"
 
     def __str__(self) -> str:
@@ -61,8 +68,82 @@ def show_source(obj) -> Source:
         path = Path(inspect.getsourcefile(obj)).resolve()
     except (TypeError, OSError) as exc:
         raise InvalidArgumentError(f"show_source: no Python source for {obj!r} ({exc})") from None
+    generated = _generated_level(obj)
+    if generated is not None:
+        level, root = generated
+        return Source("".join(lines), "tryalloc/" + path.relative_to(root).as_posix(), start, level)
     shown = path.relative_to(_ROOT) if path.is_relative_to(_ROOT) else path.name
     return Source("".join(lines), shown.as_posix() if isinstance(shown, Path) else shown, start)
+
+
+def _generated_level(obj) -> tuple[str, Path] | None:
+    """``(level, package folder)`` when ``obj`` comes from a level of the series imported by
+    :func:`tryalloc.series.load` (module ``tryalloc_L1...``), else ``None``."""
+    from .rules import LEVELS
+    from .series import module_name
+
+    top = (getattr(inspect.getmodule(obj), "__name__", None) or "").split(".")[0]
+    for level in LEVELS:
+        if top == module_name(level) and top in sys.modules:
+            return level, Path(sys.modules[top].__file__).resolve().parent
+    return None
+
+
+class Diff:
+    """A unified diff, shown with diff highlighting in HTML (pygments, inline styles) and as plain text
+    elsewhere.  ``files`` are the paths it changes (the ``+++`` side, without the ``b/`` prefix)."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.files = list(split_diff(text))
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import DiffLexer
+
+        return f'<div class="tryalloc-diff">{highlight(self.text, DiffLexer(), HtmlFormatter(noclasses=True))}</div>'
+
+
+def split_diff(text: str) -> dict[str, str]:
+    """Cut a unified diff into its files: ``{"tryalloc/mm/page_alloc.py": "--- a/...\n+++ b/...\n@@ ..."}``,
+    in the diff's order.  Text before the first ``--- `` header raises
+    :class:`~tryalloc.errors.InvalidArgumentError` (it is not a diff this module made)."""
+    files: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ "):
+            name = lines[i + 1][4:].strip()
+            name = name[2:] if name.startswith("b/") else name
+            current = files.setdefault(name, [])
+        elif current is None:
+            raise InvalidArgumentError(f"split_diff: line {i + 1} comes before any file header: {line!r}")
+        current.append(line)
+    return {name: "".join(body) for name, body in files.items()}
+
+
+def show_diff(text: str, files=None) -> Diff:
+    """A displayable unified diff; with ``files`` (paths as :func:`split_diff` names them, or their
+    endings such as ``"mm/page_alloc.py"``) only those files, in the order given.  A name that matches
+    no file of the diff raises :class:`~tryalloc.errors.InvalidArgumentError`."""
+    if files is None:
+        return Diff(text)
+    parts = split_diff(text)
+    chosen = []
+    for wanted in files:
+        match = [name for name in parts if name == wanted or name.endswith("/" + wanted)]
+        if len(match) != 1:
+            raise InvalidArgumentError(f"show_diff: {wanted!r} names {len(match)} files of the diff "
+                                       f"({', '.join(parts) or 'none'})")
+        chosen.append(parts[match[0]])
+    return Diff("".join(chosen))
 
 
 def as_image(fig, dpi: int = 120):
