@@ -113,3 +113,20 @@ def test_lock_trail_reads_a_contexts_lock_operations_from_the_log():
               (2, 0, "task>nmi", "trylock-failed", "pcp"), (3, 0, "task>nmi", "deferred-free", "pfn 0x10 order 0")]
     assert viz._lock_trail(events, "nmi") == "spin_trylock(pcp) failed → llist"
     assert viz._lock_trail(events[:1], "nmi") == "no lock"
+
+
+def test_search_injections_finds_the_baseline_deadlock_among_completed_runs():
+    from tryalloc import explore
+
+    def build():
+        k = Kernel(nr_cpus=1, pages_per_node=256, max_order=5, pageblock_order=5, memcg=False,
+                   detectors={"lockdep": "off"})
+        k.spawn(0, lambda: A.alloc_pages(G.GFP_KERNEL, 4))
+        k.on_interrupt(0, "nmi", lambda: A.alloc_pages(G.GFP_ATOMIC, 0))
+        return k
+
+    found, cells = viz.search_injections(explore, build, lambda k, res: "completes")
+    assert found.complete and len(found.failures) == sum(c.outcome == "deadlock" for c in cells) >= 1
+    assert [c.position for c in cells] == sorted({c.position for c in cells})
+    assert {c.outcome for c in cells} == {"completes", "deadlock"}
+    assert next(c for c in cells if c.outcome == "deadlock").point.endswith("zone->lock")

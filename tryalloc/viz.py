@@ -671,3 +671,19 @@ def rt_matrix(pkg) -> list[list[str]]:
         rows.append([name] + [situation(pkg, _matrix_machine(pkg, column)) for column in MATRIX_MACHINES])
     rows += [[name, *[later] * len(MATRIX_MACHINES)] for name, later in MATRIX_LATER.items()]
     return rows
+
+
+#: The outcome label of each kernel report a search can end in (others keep their class name).
+REPORT_OUTCOMES = {"DeadlockError": "deadlock", "PerCpuCorruptionError": "per-CPU corruption"}
+
+
+def search_injections(explore, build, label) -> tuple:
+    """Search every point at which ``build()``'s interrupt can arrive (``explore`` of the level the
+    machine comes from, preemption bound 0, not stopping at the first report) and return
+    ``(the search's result, its Injection cells)``: a run that ends normally is labelled
+    ``label(kernel, run_result)``, one that ends in a report by :data:`REPORT_OUTCOMES`."""
+    found = explore(build, preemption_bound=0, stop_on_failure=False,
+                    outcome=lambda k, res: injection_of(res.events, label(k, res)))
+    cells = list(found.outcomes) + [injection_of(f.events, REPORT_OUTCOMES.get(type(f).__name__, type(f).__name__))
+                                    for f in found.failures]
+    return found, injection_cells(cells)
