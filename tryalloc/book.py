@@ -112,8 +112,9 @@ class Diff:
 
 
 def split_diff(text: str) -> dict[str, str]:
-    """Cut a unified diff into its files: ``{"tryalloc/mm/page_alloc.py": "--- a/...\n+++ b/...\n@@ ..."}``,
-    in the diff's order.  Text before the first ``--- `` header raises
+    """Cut a unified diff into its files: a dict from each path (``"tryalloc/mm/page_alloc.py"``) to that
+    file's part of the diff, from its ``---``/``+++`` header on, in the diff's order.  Text before the
+    first header raises
     :class:`~tryalloc.errors.InvalidArgumentError` (it is not a diff this module made)."""
     files: dict[str, list[str]] = {}
     current: list[str] | None = None
