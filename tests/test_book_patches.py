@@ -111,8 +111,8 @@ def test_rt_matrix_cells_are_what_the_model_does():
 def test_lock_trail_reads_a_contexts_lock_operations_from_the_log():
     events = [(0, 0, "task", "spin_lock_irqsave", "zone->lock"), (1, 0, "task>nmi", "spin_trylock", "pcp"),
               (2, 0, "task>nmi", "trylock-failed", "pcp"), (3, 0, "task>nmi", "deferred-free", "pfn 0x10 order 0")]
-    assert viz._lock_trail(events, "nmi") == "spin_trylock(pcp) failed → llist"
-    assert viz._lock_trail(events[:1], "nmi") == "no lock"
+    assert viz.lock_trail(events, "nmi") == "spin_trylock(pcp) failed → llist"
+    assert viz.lock_trail(events[:1], "nmi") == "no lock"
 
 
 def test_search_injections_finds_the_baseline_deadlock_among_completed_runs():

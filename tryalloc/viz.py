@@ -549,8 +549,10 @@ def _matrix_machine(pkg, column: str):
     return k
 
 
-def _lock_trail(events, ctx: str) -> str:
-    """What a context did with locks, from its events: ``spin_trylock_irqsave(zone->lock) failed -> ...``."""
+def lock_trail(events, ctx: str) -> str:
+    """What the contexts of kind ``ctx`` ("nmi", "task" ...) did with locks, from an event log:
+    ``"spin_trylock(pcp->lock[cpu0]) failed → spin_trylock_irqsave(zone->lock) failed → llist"``
+    ("llist": a page deferred to ``zone->trylock_free_pages``); ``"no lock"`` when they took none."""
     steps = []
     for _, _, path, op, obj in events:
         if not path.endswith(ctx):
@@ -581,11 +583,11 @@ def _outcome(result: str, report, events, ctx: str = "nmi") -> str:
     """``result`` and the context's lock trail; a report instead of the result when one stopped the run
     (with its title when the report came before the lock was even tried)."""
     if report is not None:
-        trail = _lock_trail(report.events, ctx)
+        trail = lock_trail(report.events, ctx)
         if trail == "no lock":  # raised before the operation was logged: its headline names it
             trail = next((line for line in str(report).splitlines()[1:] if "(" in line), report.title)
         return f"{type(report).__name__}; {trail}"
-    return f"{result}; {_lock_trail(events, ctx)}"
+    return f"{result}; {lock_trail(events, ctx)}"
 
 
 def _page_or_null(page) -> str:
