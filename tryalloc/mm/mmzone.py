@@ -83,8 +83,10 @@ class zone:
         self.managed_pages = nr_pages
         prefix = "" if cfg.nr_nodes == 1 else f"node{nid}:"
         self.lock = spinlock_t(prefix + "zone->lock", cls="&zone->lock")
+        # @since 2
         # pages to be freed once the next trylock of zone->lock succeeds (patch 2, spec 3.3)
-        self.trylock_free_pages = llist_head(prefix + "zone->trylock_free_pages")  # @since 2
+        self.trylock_free_pages = llist_head(prefix + "zone->trylock_free_pages")
+        # @end
         self.free_area = [free_area() for _ in range(cfg.max_order + 1)]
         self.pageblock_order = cfg.pageblock_order
         self.pageblock_flags = bytearray([MIGRATE_MOVABLE]) * (nr_pages >> cfg.pageblock_order)
