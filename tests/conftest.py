@@ -2,7 +2,7 @@
 
 The suite runs against whichever ``tryalloc`` is first on the path: the package as written (level 6.15),
 or a generated level (``make test-levels`` puts each level's copy first).  A test marked
-``@pytest.mark.rule("R2.5")`` checks that rule; at a level where the registry says the rule does not
+``@pytest.mark.rule(<rule id>)`` checks that rule; at a level where the registry says the rule does not
 hold yet (or any more), the test must fail there: it becomes a strict xfail, so a rule that
 "holds" before its patch is caught as an XPASS.
 """
