@@ -6,7 +6,7 @@ Each reads or changes the state of the CPU running the caller.  ``local_irq_save
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import ContextError, InvalidContextError
 from .context import HARDIRQ_MASK, NMI_MASK, PREEMPT_MASK, SOFTIRQ_DISABLE_OFFSET, SOFTIRQ_MASK, SOFTIRQ_OFFSET
@@ -85,11 +85,11 @@ def local_bh_enable() -> None:
     cpu.preempt_count -= SOFTIRQ_DISABLE_OFFSET
 
 
-@dataclass(frozen=True)
-class IrqFlags:
+class IrqFlags(NamedTuple):
     """The saved interrupt state that ``*_irqsave`` returns and ``*_irqrestore`` takes back.
 
-    ``cpu`` records where it was saved: restoring it on another CPU is a usage error.
+    ``cpu`` records where it was saved: restoring it on another CPU is a usage error.  (A named tuple:
+    every irqsave makes one, and a frozen dataclass costs several times more to build.)
     """
 
     cpu: int
