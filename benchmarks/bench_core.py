@@ -120,10 +120,23 @@ def _noop():
     return None
 
 
+def call_ns(n=1_000_000):
+    """Calibration: one plain Python function call in a loop, so figures can be compared across
+    machines (the research notes measured 37 ns on this kind of machine; this VM varies)."""
+    def once():
+        f = _noop
+        t = time.perf_counter()
+        for _ in range(n):
+            f()
+        return (time.perf_counter() - t) / n * 1e9
+    return median(once)
+
+
 def main():
     print(f"# bench_core.py — Python {sys.version.split()[0]} on {platform.machine()}, "
           f"median of 5 runs; command: .venv/bin/python benchmarks/bench_core.py\n")
     rows = [
+        ("calibration: a plain Python function call in a loop (ns)", f"{call_ns():.0f}", ""),
         ("scheduling point, one CPU after the other, detectors on, trace on (us)",
          f"{step_cost(_first_strategy()):.2f}", "<= 3"),
         ("scheduling point, switching CPU at every point, detectors on (us)", f"{step_cost(Alternate):.2f}", "<= 3"),
