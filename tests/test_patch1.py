@@ -383,3 +383,17 @@ def test_stack_depot_in_nmi_only_tries_pool_lock_whatever_the_mask():
     got = k.call(sd.stack_depot_save_flags, ("b",), G.GFP_KERNEL, 0, context="nmi")
     nmi_ops = [e[3] for e in k.events if e[4] == "pool_lock" and e[2].endswith("nmi")]
     assert got != 0 and nmi_ops[0] == "raw_spin_trylock_irqsave" and "raw_spin_lock_irqsave" not in nmi_ops
+
+
+@pytest.mark.rule("S9.5.3")
+def test_from_6_15_a_save_that_may_not_spin_fails_without_a_spare_pool_whatever_the_switch():
+    """S9.5.3: with the polarity fixed, a __GFP_NOWARN save never allocates a pool: no spare -> 0.
+    (At levels 1..6 the as-posted switch inverts the test and the same save allocates.)"""
+    from tryalloc.lib import stackdepot as sd
+
+    k = machine(spin_polarity="as_posted")
+    k.stack_depot.records_per_pool = 1
+    k.call(sd.stack_depot_save, ("first",), G.GFP_KERNEL)  # uses the pool; a new one is now wanted
+    assert k.stack_depot.new_pool_required
+    handle = k.call(sd.stack_depot_save, ("second",), G.__GFP_NOWARN)
+    assert handle == 0 and not any(e[4] == "pcp->lock[cpu0]" for e in k.events)
