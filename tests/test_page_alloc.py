@@ -3,8 +3,9 @@ path's checks, tracepoints under zone->lock, and the re-entrancy deadlock the se
 import random
 
 import pytest
+from machines import small_machine
 
-from tryalloc import Kernel, Scripted, When, explore
+from tryalloc import Scripted, When, explore
 from tryalloc.errors import BadPageError, DeadlockError, InvalidArgumentError, InvalidContextError, InvariantError
 from tryalloc.include import gfp as G
 from tryalloc.kernel.locking import spin_lock_irqsave, spin_unlock_irqrestore
@@ -17,11 +18,7 @@ from tryalloc.trace import register_trace
 
 def small(**kw):
     """64 pages, max_order 3, pageblock_order 3, no watermarks: every page is usable."""
-    opts = dict(nr_cpus=2, pages_per_node=64, max_order=3, pageblock_order=3, memcg=False)
-    opts.update(kw)
-    k = Kernel(**opts)
-    A.setup_per_zone_wmarks(k, 0)
-    return k
+    return small_machine(pages_per_node=kw.pop("pages_per_node", 64), max_order=kw.pop("max_order", 3), **kw)
 
 
 def snapshot(k):

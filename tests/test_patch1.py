@@ -4,6 +4,7 @@ Every test here names the rule it checks (``@pytest.mark.rule``): run on a level
 (``make test-levels``) it must fail, and it does, since ``try_alloc_pages`` is not there yet.
 """
 import pytest
+from machines import small_machine
 
 from tryalloc import Kernel, Scripted, When, explore
 from tryalloc.include import gfp as G
@@ -24,11 +25,7 @@ LOCK_OPS = ("spin_trylock", "spin_trylock_irqsave", "spin_lock", "spin_lock_irqs
 
 
 def machine(**kw):
-    opts = dict(nr_cpus=2, pages_per_node=256, max_order=5, pageblock_order=5, memcg=False)
-    opts.update(kw)
-    k = Kernel(**opts)
-    A.setup_per_zone_wmarks(k, 0)
-    return k
+    return small_machine(**{"nr_cpus": 2, **kw})
 
 
 def ops(k, start=0):

@@ -4,8 +4,9 @@ Tests marked with a rule fail (strict xfail) at the levels before the patch: the
 free_pages_nolock there.
 """
 import pytest
+from machines import small_machine
 
-from tryalloc import InvalidContextError, Kernel, Scripted, When, explore
+from tryalloc import InvalidContextError, Scripted, When, explore
 from tryalloc.errors import BadPageError, DeadlockError
 from tryalloc.include import gfp as G
 from tryalloc.kernel.locking import raw_spin_lock_irqsave, raw_spin_unlock_irqrestore
@@ -18,11 +19,7 @@ ZONE_LOCK_OPS = {"spin_lock_irqsave", "spin_lock"}
 
 
 def machine(**kw):
-    opts = dict(nr_cpus=1, pages_per_node=256, max_order=5, pageblock_order=5, memcg=False)
-    opts.update(kw)
-    k = Kernel(**opts)
-    A.setup_per_zone_wmarks(k, 0)
-    return k
+    return small_machine(**{"nr_cpus": 1, **kw})
 
 
 def deferred(k, nid=0):

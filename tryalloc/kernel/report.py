@@ -52,3 +52,15 @@ def interrupt_scenario(cpu_id: int, outer: str, kind: str, inner: str, verdict: 
     """The two-level diagram of an interrupt re-entering a lock on one CPU, and what follows."""
     return (f"       CPU{cpu_id}\n       ----\n  {outer};\n  <Interrupt: {kind}>\n    {inner};\n\n"
             f" *** {verdict} ***")
+
+
+def report_both_inside(run, ctx, inside, lock, op: str, why: str, verdict: str) -> None:
+    """The ``percpu`` detector's report: ``ctx`` entered ``lock``'s section while ``inside`` (another
+    context of the same CPU) is still in it; ``why`` says what failed to keep it out."""
+    from ..errors import PerCpuCorruptionError
+
+    cpu = run.cpu
+    body = f"{ctx.name} ({cpu.path()}) entered {lock.name} on CPU{cpu.id} while {inside.name} is inside it.\n{why}"
+    scen = interrupt_scenario(cpu.id, f"{op}({lock.name})", ctx.kind, f"{op}({lock.name})", verdict)
+    run.kernel.detect("percpu", PerCpuCorruptionError(
+        compose(f"{ctx.name} and {inside.name} both inside {lock.name}", body, scen, run.cpus, run.events)))

@@ -15,9 +15,9 @@ In C the lock is a member of a per-CPU struct and ``this_cpu_ptr`` picks the ins
 """
 from __future__ import annotations
 
-from ...errors import LockUsageError, PerCpuCorruptionError
+from ...errors import LockUsageError
 from ..preempt import IrqFlags, check_flags, local_irq_restore, local_irq_save
-from ..report import compose, interrupt_scenario
+from ..report import report_both_inside
 from ..sched import event, point, running
 from .spinlock import _lock, _unlock, spinlock_t
 
@@ -51,13 +51,9 @@ def _enter(lock: local_lock_t, op: str) -> None:
     ctx = cpu.stack[-1]
     inside = lock._holder[cpu.id]
     if inside is not None:
-        body = (f"{ctx.name} ({cpu.path()}) entered {lock.name} on CPU{cpu.id} while {inside.name} is "
-                f"inside it.\nOn !PREEMPT_RT a local_lock_t only disables interrupts or preemption, "
-                f"which does not stop an NMI or a re-entrant caller: both now modify the same per-CPU data.")
-        scen = interrupt_scenario(cpu.id, f"{op}({lock.name})", ctx.kind, f"{op}({lock.name})",
-                                  "PER-CPU DATA CORRUPTION")
-        run.kernel.detect("percpu", PerCpuCorruptionError(
-            compose(f"{ctx.name} and {inside.name} both inside {lock.name}", body, scen, run.cpus, run.events)))
+        report_both_inside(run, ctx, inside, lock, op, "On !PREEMPT_RT a local_lock_t only disables interrupts "
+                           "or preemption, which does not stop an NMI or a re-entrant caller: both now modify "
+                           "the same per-CPU data.", "PER-CPU DATA CORRUPTION")
     if run.lockdep:
         run.kernel.lockdep.acquire(lock, ctx, trylock=False)
     lock._holder[cpu.id] = ctx

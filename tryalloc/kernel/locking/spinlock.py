@@ -17,10 +17,10 @@ at once as a :class:`~tryalloc.errors.DeadlockError`.  The ``_irqsave`` forms re
 """
 from __future__ import annotations
 
-from ...errors import DeadlockError, InvalidContextError, LockUsageError, PerCpuCorruptionError
+from ...errors import DeadlockError, InvalidContextError, LockUsageError
 from ..context import HARDIRQ_MASK, NMI_MASK, PREEMPT_MASK
 from ..preempt import IrqFlags, check_flags, local_irq_restore, local_irq_save
-from ..report import compose, interrupt_scenario
+from ..report import compose, interrupt_scenario, report_both_inside
 from ..sched import running, wait_for
 
 
@@ -73,14 +73,8 @@ def _take(run, lock, ctx) -> None:
     shadowed: both contexts are now inside the section, which the percpu detector reports."""
     if lock.owner is not None:
         lock.shadowed.append(lock.owner)
-        cpu = run.cpu
-        body = (f"{ctx.name} entered the critical section of {lock.name} while {lock.owner.name} is "
-                f"inside it: on a uniprocessor kernel spin locks are compiled away, so nothing kept "
-                f"it out")
-        scen = interrupt_scenario(cpu.id, f"lock({lock.name})", ctx.kind, f"lock({lock.name})",
-                                  "DATA CORRUPTION")
-        run.kernel.detect("percpu", PerCpuCorruptionError(
-            compose(f"{ctx.name} and {lock.owner.name} both inside {lock.name}", body, scen, run.cpus, run.events)))
+        report_both_inside(run, ctx, lock.owner, lock, "lock", "On a uniprocessor kernel spin locks are "
+                           "compiled away, so nothing kept it out.", "DATA CORRUPTION")
     lock.owner = ctx
     ctx.held.append(lock)
     run.log("acquired", lock)
