@@ -115,12 +115,7 @@ def check_invariants(kernel) -> None:
             for pindex, lst in enumerate(pcp.lists):
                 n = 1 << _pindex_order(kernel, pindex)
                 for pfn in lst:
-                    if any(where[pfn:pfn + n]):
-                        raise Bad(f"free page in two places: pcp page pfn {pfn:#x} (cpu {cpu}) is also free "
-                                    f"elsewhere")
-                    if mm.flags[pfn] >> PG_buddy & 1 or mm._refcount[pfn]:
-                        raise Bad(f"pcp page pfn {pfn:#x} (cpu {cpu}) is marked buddy or referenced")
-                    where[pfn:pfn + n] = b"\x03" * n
+                    _claim(where, mm, pfn, n, b"\x03", f"pcp page pfn {pfn:#x} (cpu {cpu})")
                     on_lists += n
             if on_lists != pcp.count:
                 raise Bad(f"zone {z.nid} cpu {cpu}: pcp->count {pcp.count} but {on_lists} pages on its lists")
@@ -128,12 +123,7 @@ def check_invariants(kernel) -> None:
         # @since 2
         for node in z.trylock_free_pages:
             pfn, n = node.payload.pfn, 1 << node.payload.order
-            if any(where[pfn:pfn + n]):
-                raise Bad(f"free page in two places: deferred page pfn {pfn:#x} is also free elsewhere "
-                          f"(or on the deferred list twice)")
-            if mm.flags[pfn] >> PG_buddy & 1 or mm._refcount[pfn]:
-                raise Bad(f"deferred page pfn {pfn:#x} is marked buddy or referenced")
-            where[pfn:pfn + n] = b"\x04" * n
+            _claim(where, mm, pfn, n, b"\x04", f"deferred page pfn {pfn:#x}")
             deferred_pages += n
         # @end
     #~ allocated = kernel.vm_events[PGALLOC] - kernel.vm_events[PGFREE]  # @until 2
@@ -146,6 +136,16 @@ def check_invariants(kernel) -> None:
         raise Bad(f"page conservation: buddy {buddy_pages} + pcp {pcp_pages} + deferred {deferred_pages} + "
                   f"allocated {allocated} (PGALLOC - PGFREE - deferred) != total {mm.nr_pages}")
     # @end
+
+
+def _claim(where: bytearray, mm, pfn: int, n: int, mark: bytes, what: str) -> None:
+    """Record ``n`` pages from ``pfn`` as free in one place (pcp or deferred list), refusing pages
+    already free elsewhere -- or twice on the same list -- and pages still marked buddy or referenced."""
+    if any(where[pfn:pfn + n]):
+        raise Bad(f"free page in two places: {what} is also free elsewhere (or listed twice)")
+    if mm.flags[pfn] >> PG_buddy & 1 or mm._refcount[pfn]:
+        raise Bad(f"{what} is marked buddy or referenced")
+    where[pfn:pfn + n] = mark * n
 
 
 def _is_free_block(z, order: int, pfn: int) -> bool:
