@@ -9,8 +9,8 @@ hold yet (or any more), the test must fail there: it becomes a strict xfail, so 
 import pytest
 
 from tryalloc import Kernel
-from tryalloc.rules import LEVELS, rule
 from tryalloc.series import LEVEL
+from tryalloc.series.rules import LEVELS, rule
 
 
 def pytest_configure(config):

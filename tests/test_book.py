@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tryalloc import book, history
+from tryalloc import book
 from tryalloc.errors import InvalidArgumentError
 from tryalloc.kernel.locking import spinlock
+from tryalloc.series import history
 
 ROOT = Path(__file__).resolve().parent.parent
 

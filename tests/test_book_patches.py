@@ -6,7 +6,8 @@ import pytest
 from matplotlib.figure import Figure
 
 import tryalloc
-from tryalloc import Kernel, Scripted, When, book, series, viz
+from tryalloc import Kernel, Scripted, When, book, series
+from tryalloc.book import viz
 from tryalloc.errors import InvalidArgumentError
 from tryalloc.include import gfp as G
 from tryalloc.mm import page_alloc as A

@@ -1,4 +1,4 @@
-"""Mechanics of the rule registry (tryalloc.rules).
+"""Mechanics of the rule registry (tryalloc.series.rules).
 
 These tests check the registry itself, not the behaviour its rules describe. On purpose they name no
 individual rule id literally: example ids are taken from the registry by computation.
@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from tryalloc import rules as reg
-from tryalloc.rules import LATER, LEVELS, RULES, Rule, UnknownRule, by_patch, rule, rules_since
+from tryalloc.series import rules as reg
+from tryalloc.series.rules import LATER, LEVELS, RULES, Rule, UnknownRule, by_patch, rule, rules_since
 
 # the pattern is split so no fragment of it reads like a rule id to the coverage tool
 ID_PATTERN = re.compile(r"^(R\d+\.\d+|S" r"9\.\d+a?\.\d+|I\d+)$")

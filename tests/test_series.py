@@ -4,8 +4,8 @@ import importlib
 import pytest
 
 from tryalloc import series
-from tryalloc.rules import LEVELS
 from tryalloc.series import LevelMarkerError, patch_diff, source_at
+from tryalloc.series.rules import LEVELS
 
 SOURCE = """\
 a = 0

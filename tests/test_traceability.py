@@ -1,4 +1,4 @@
-"""The rule traceability table (tryalloc.traceability): which tests and chapters name which rule.
+"""The rule traceability table (tryalloc.series.traceability): which tests and chapters name which rule.
 
 These tests check the scanner, not the rules: on purpose they name no rule id literally (an id in this
 file would count as a test of that rule).  Ids are taken from the registry by computation and written
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tryalloc import traceability
 from tryalloc.errors import InvalidArgumentError, TraceabilityError
-from tryalloc.history import lore
-from tryalloc.rules import RULES
+from tryalloc.series import traceability
+from tryalloc.series.history import lore
+from tryalloc.series.rules import RULES
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -5,7 +5,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import tryalloc
-from tryalloc import history, viz
+from tryalloc.book import viz
 from tryalloc.errors import InvalidArgumentError
 from tryalloc.kernel.locking import (
     spin_lock,
@@ -15,6 +15,7 @@ from tryalloc.kernel.locking import (
     spin_unlock_irqrestore,
     spinlock_t,
 )
+from tryalloc.series import history
 
 
 def _nmi_run(nmi_handler):

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 from matplotlib.figure import Figure
 
-from tryalloc import Kernel, explore, viz
+from tryalloc import Kernel, explore
+from tryalloc.book import viz
 from tryalloc.errors import InvalidArgumentError
 from tryalloc.include.gfp import GFP_ATOMIC, GFP_KERNEL
 from tryalloc.mm import page_alloc as A

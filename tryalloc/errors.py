@@ -118,4 +118,4 @@ class InvariantError(KernelReport):
 
 class TraceabilityError(TryallocError):
     """The book and the tests disagree about a rule: a chapter names a rule id that no test names, so the
-    book would claim behaviour nothing checks (raised by :func:`tryalloc.traceability.check`)."""
+    book would claim behaviour nothing checks (raised by :func:`tryalloc.series.traceability.check`)."""

@@ -11,7 +11,7 @@ appendix's table and that tool agree.
 * :func:`table` renders the traces as the appendix's Markdown table, untested rules marked plainly.
 
 The module reads the repository's files, never the specification: the rules come from
-:mod:`tryalloc.rules`.
+:mod:`tryalloc.series.rules`.
 """
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .book import markdown_table
-from .errors import InvalidArgumentError, TraceabilityError
+from ..book import markdown_table
+from ..errors import InvalidArgumentError, TraceabilityError
 from .history import lore
 from .rules import RULES, Rule
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: The book folder that lists every id by construction, so it is not scanned for mentions.
 APPENDIX = "book/appendix"
 

@@ -16,10 +16,10 @@ import io
 import sys
 from pathlib import Path
 
-from .errors import InvalidArgumentError
-from .history import PATCHES, lore
+from ..errors import InvalidArgumentError
+from ..series.history import PATCHES, lore
 
-_ROOT = Path(__file__).resolve().parent.parent
+_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Source:
@@ -79,8 +79,8 @@ def show_source(obj) -> Source:
 def _generated_level(obj) -> tuple[str, Path] | None:
     """``(level, package folder)`` when ``obj`` comes from a level of the series imported by
     :func:`tryalloc.series.load` (module ``tryalloc_L1...``), else ``None``."""
-    from .rules import LEVELS
-    from .series import module_name
+    from ..series import module_name
+    from ..series.rules import LEVELS
 
     top = (getattr(inspect.getmodule(obj), "__name__", None) or "").split(".")[0]
     for level in LEVELS:

@@ -1,7 +1,7 @@
 """The series as levels: the package as of any step of the patch series, generated from one source.
 
 Level ``0`` is the baseline kernel (about v6.13), levels ``1``..``6`` apply the v6 patches in order, and
-``6.15`` is the series as merged with its early fixes (:data:`tryalloc.rules.LEVELS`).  So far the model
+``6.15`` is the series as merged with its early fixes (:data:`tryalloc.series.rules.LEVELS`).  So far the model
 carries patches 1 and 2 and the 6.15 fixes to their code (the polarity fix, no second trylock);
 patches 3 to 6 (``local_trylock_t``, the memcg stock, memcg in ``try_alloc_pages``, BPF) are still to
 come, so levels 3..6 equal level 2 for now.  The package you
@@ -40,7 +40,7 @@ from .rules import LEVELS
 #: The level of this copy of the package (rewritten in every generated copy).
 LEVEL = "6.15"
 FINAL = LEVELS[-1]
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent.parent
 
 _BLOCK = re.compile(r"^\s*# @(since|until)\s+([\w.]+)(?:\s+@until\s+([\w.]+))?\s*$")
 _END = re.compile(r"^\s*# @end\s*$")
@@ -191,6 +191,3 @@ def main(argv: list[str] | None = None) -> int:
     print(main.__doc__, file=sys.stderr)
     return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

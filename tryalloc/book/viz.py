@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch as LegendPatch
 from matplotlib.patches import Rectangle
 
-from .history import HISTORY, KINDS, MERGE, Milestone
+from ..series.history import HISTORY, KINDS, MERGE, Milestone
 
 #: Fill colour of each context kind (task at the bottom of the stack).
 CONTEXT_COLOURS = {"task": "#d9d9d9", "softirq": "#a6d96a", "hardirq": "#fdae61", "nmi": "#d7191c"}
@@ -127,7 +127,7 @@ def timeline_spans(events) -> Spans:
     Raises :class:`~tryalloc.errors.InvalidArgumentError` if an event is not an
     ``(index, cpu, path, op, obj)`` tuple.
     """
-    from .errors import InvalidArgumentError
+    from ..errors import InvalidArgumentError
 
     spans = Spans()
     first: dict[int, int] = {}
@@ -319,7 +319,7 @@ def buddyinfo_bars(snapshots: dict[str, list[int]], ax=None, title: str | None =
     :func:`tryalloc.mm.debug.free_counts` (the numbers ``/proc/buddyinfo`` prints).  Every snapshot
     must have the same number of orders, else :class:`~tryalloc.errors.InvalidArgumentError`.
     """
-    from .errors import InvalidArgumentError
+    from ..errors import InvalidArgumentError
 
     lengths = {len(c) for c in snapshots.values()}
     if len(lengths) != 1:
@@ -346,7 +346,7 @@ def memory_map_grid(states, width: int) -> list[list[int]]:
     """Cut a memory map's per-pfn states (:func:`tryalloc.mm.debug.pfn_states`) into rows of ``width``
     pfns; row ``r`` column ``c`` is pfn ``r * width + c``.  ``len(states)`` must be a multiple of
     ``width`` (:class:`~tryalloc.errors.InvalidArgumentError` otherwise)."""
-    from .errors import InvalidArgumentError
+    from ..errors import InvalidArgumentError
 
     if isinstance(width, bool) or not isinstance(width, int) or width < 1 or len(states) % width:
         raise InvalidArgumentError(f"memory_map_grid: {len(states)} pfns do not make rows of {width!r}")
@@ -357,7 +357,7 @@ def memory_map(states, width: int = 64, ax=None, title: str | None = None) -> Fi
     """Draw every page frame as a cell coloured by state: allocated, free in buddy, or on a pcp list."""
     from matplotlib.colors import ListedColormap
 
-    from .mm.debug import PFN_STATE_NAMES
+    from ..mm.debug import PFN_STATE_NAMES
 
     grid = memory_map_grid(states, width)
     fig, ax = _new_axes(ax, 9.0, 1.4 + 0.14 * len(grid) * 64 / width)
@@ -393,7 +393,7 @@ def pcp_marks(counts: list[int], ops: list[str]) -> list[PcpMark]:
     count by one; any more is a refill from buddy.  A free should raise it by one; any less is a bulk
     free to buddy.  Malformed input raises :class:`~tryalloc.errors.InvalidArgumentError`.
     """
-    from .errors import InvalidArgumentError
+    from ..errors import InvalidArgumentError
 
     if len(counts) != len(ops) + 1 or any(op not in ("alloc", "free") for op in ops):
         raise InvalidArgumentError("pcp_marks: need len(ops) + 1 counts and ops of 'alloc' or 'free'")
@@ -464,7 +464,7 @@ def injection_cells(injections) -> list[Injection]:
     """The injections ordered by position, one per position (``None`` entries, runs without an
     interrupt, are dropped).  Two different outcomes at one position raise
     :class:`~tryalloc.errors.InvalidArgumentError`: the strip would have to hide one."""
-    from .errors import InvalidArgumentError
+    from ..errors import InvalidArgumentError
 
     cells: dict[int, Injection] = {}
     for inj in injections:
