@@ -14,6 +14,7 @@ from tryalloc.mm import page_alloc as A
 from tryalloc.mm.debug import PFN_BUDDY, buddyinfo, check_invariants, free_counts, pfn_states, zoneinfo
 from tryalloc.mm.mmzone import (
     CONFIG_PCP_BATCH_SCALE_MAX,
+    MIGRATE_HIGHATOMIC,
     MIGRATE_MOVABLE,
     MIGRATE_RECLAIMABLE,
     MIGRATE_UNMOVABLE,
@@ -543,3 +544,25 @@ def test_alloc_pages_hands_out_one_reference_at_every_level():
         assert P.page_ref_count(page) == 1
         k.call(A.__free_pages, page, order)
     check_invariants(k)
+
+
+def _reserve_everything_highatomic(k):
+    """Move every free block to the highatomic list, as reserve_highatomic_pageblock would for each."""
+    z, mm = k.zones[0], k.mem_map
+    for order, area in enumerate(z.free_area):
+        for pfn in list(area.free_list[MIGRATE_MOVABLE]):
+            page = P.Page(pfn, mm)
+            A._del_page_from_free_list(z, page, order, MIGRATE_MOVABLE)
+            A.set_pageblock_migratetype(page, MIGRATE_HIGHATOMIC)
+            A._add_to_free_list(z, page, order, MIGRATE_HIGHATOMIC, True)
+            A._set_buddy_order(mm, pfn, order)
+
+
+def test_a_non_blocking_allocation_falls_back_to_the_highatomic_reserve():
+    """v6.13 rmqueue_buddy: with nothing else free, ALLOC_NON_BLOCK (or ALLOC_OOM) may take from the
+    highatomic reserve; __GFP_NOMEMALLOC withholds ALLOC_NON_BLOCK (gfp_to_alloc_flags), so not then."""
+    k = small(nr_cpus=1)
+    _reserve_everything_highatomic(k)
+    assert k.call(A.alloc_pages, G.GFP_NOWAIT | G.__GFP_NOMEMALLOC | G.__GFP_NOWARN, 0) is None
+    page = k.call(A.alloc_pages, G.GFP_NOWAIT, 0)
+    assert page is not None and A.get_pfnblock_migratetype(page, page.pfn) == MIGRATE_HIGHATOMIC
