@@ -7,7 +7,9 @@ the allocator holds at that moment.  That is the whole problem the series solves
 
 ``register_trace(kernel, name, probe)`` attaches ``probe(**fields)`` to the tracepoint ``name`` of one
 machine (the kernel's ``register_trace_<name>``); ``trace_<name>(**fields)`` fires it: it logs the
-event ``trace:<name>`` and calls every probe in registration order.  Fields mirror the ``TP_PROTO``
+event ``trace:<name>`` with the block's ``pfn`` and ``order`` (and ``migratetype`` where the
+tracepoint has one) as its :class:`~tryalloc.kernel.events.Fields`, and calls every probe in
+registration order.  Fields mirror the ``TP_PROTO``
 arguments: ``mm_page_alloc(page, order, gfp_flags, migratetype)``, ``mm_page_free(page, order)``,
 ``mm_page_alloc_zone_locked(page, order, migratetype, percpu_refill)``,
 ``mm_page_pcpu_drain(page, order, migratetype)``.
@@ -17,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .errors import InvalidArgumentError
+from .kernel.events import Fields
 from .kernel.machine import initcall
-from .kernel.sched import running
+from .kernel.sched import declare_ops, running
 
 #: The tracepoints the model has, in ``kmem.h`` order.
 TRACEPOINTS = ("mm_page_free", "mm_page_alloc", "mm_page_alloc_zone_locked", "mm_page_pcpu_drain")
@@ -55,11 +58,16 @@ def unregister_trace(kernel, name: str, probe: Callable[..., object]) -> None:
 
 
 _EVENT = {name: "trace:" + name for name in TRACEPOINTS}
+declare_ops(*_EVENT.values())
 
 
 def _fire(name: str, fields: dict) -> None:
     run = running()
-    run.log(_EVENT[name], None)
+    page = fields["page"]
+    logged = (("pfn", page.pfn) if page is not None else ("page", "NULL"), ("order", fields["order"]))
+    if "migratetype" in fields:
+        logged += (("migratetype", fields["migratetype"]),)
+    run.log(_EVENT[name], Fields(logged))
     probes = run.kernel.tracepoints[name]
     if probes:
         for probe in tuple(probes):  # a probe may unregister itself

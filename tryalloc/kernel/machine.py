@@ -13,6 +13,7 @@ from collections.abc import Callable
 from ..config import Config
 from ..errors import ContextError, DeadlockError, KernelReport, LockdepError
 from .context import CPU, INTERRUPT_KINDS, TASK
+from .events import EventLog
 from .locking.lockdep import Lockdep
 from .report import compose, lock_name
 from .sched import IRQ, Interrupt, Run, RunResult, Serial, Strategy
@@ -37,7 +38,7 @@ class Kernel:
         self.cpus = [CPU(i) for i in range(self.config.nr_cpus)]
         self.lockdep = Lockdep(self)
         self.reports: list[KernelReport] = []  # reports of detectors in "warn" mode
-        self.events: list[tuple] = []  # the last run's event log
+        self.events = EventLog()  # the last run's event log
         self._last_run: Run | None = None
         self._tasks: dict[int, Callable] = {}
         self._sources: list[Interrupt] = []

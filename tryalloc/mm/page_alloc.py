@@ -64,7 +64,7 @@ from ..kernel.preempt import (
     preempt_disable,
     preempt_enable,
 )
-from ..kernel.sched import event, running
+from ..kernel.sched import declare_ops, event, running
 from ..lib.debugobjects import debug_check_no_obj_freed
 from ..lib.llist import llist_add, llist_del_all, llist_empty, llist_for_each
 from ..trace import trace_mm_page_alloc, trace_mm_page_alloc_zone_locked, trace_mm_page_free, trace_mm_page_pcpu_drain
@@ -103,6 +103,9 @@ from .page import (
     set_page_private,
     set_page_refcounted,
 )
+
+declare_ops("watermark-refused", "fail_page_alloc", "warn_alloc", "wakeup_kswapd", "direct_reclaim")
+declare_ops("deferred-free")  # @since 2
 
 # free-page-internal flags
 FPI_NONE = 0
