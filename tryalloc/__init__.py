@@ -16,6 +16,7 @@ from .errors import (
     LockUsageError,
     PerCpuCorruptionError,
     ReplayError,
+    TriggerError,
     TryallocError,
     UsageError,
 )
@@ -45,5 +46,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Config", "ConfigError", "ContextError", "DeadlockError", "ExploreResult", "InvalidContextError", "Kernel",
     "KernelReport", "LockUsageError", "LockdepError", "PerCpuCorruptionError", "Random", "Replay", "ReplayError",
-    "RunResult", "Scripted", "Serial", "TryallocError", "UsageError", "When", "explore", "random_search", "replay",
+    "RunResult", "Scripted", "Serial", "TriggerError", "TryallocError", "UsageError", "When", "explore",
+    "random_search", "replay",
 ]

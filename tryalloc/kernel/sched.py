@@ -532,8 +532,8 @@ class Run:
             cpu.stack[0].waiting = None
 
     # -- the hub: runs in the caller's greenlet ----------------------------------------------------
-    def execute(self):
-        global _run
+    def check(self) -> None:
+        """Refuse a run that cannot start (a usage error), before anything in the machine changes."""
         if _run is not None:
             raise ContextError("a run is already in progress; runs do not nest")
         for cid in self.tasks:
@@ -545,6 +545,10 @@ class Run:
             if src.kind not in INTERRUPT_KINDS:
                 raise ContextError(f"unknown interrupt kind {src.kind!r}; known: {', '.join(INTERRUPT_KINDS)}")
         self.strategy.start(self)
+
+    def execute(self):
+        """Run to the end (after :meth:`check`)."""
+        global _run
         _run = self
         hub = greenlet.getcurrent()
         self._glets = {}
