@@ -9,6 +9,10 @@ control then returns to the scheduler, which picks the next action:
 * inject an interrupt on a CPU where one can arrive; the handler runs to completion nested on top of
   what that CPU was doing, announcing its own points on the way.
 
+The event log (:class:`~tryalloc.kernel.events.EventLog`) records such an announcement as *pending*:
+whatever the scheduler runs at that point (an interrupt, another CPU) runs before the operation, and
+the log's words say so ("about to spin_unlock zone->lock, still holding it").
+
 A context that spins on a busy lock is simply not runnable until the lock is free.  The sequence of
 choices is the schedule; written as a replay string and replayed, it reproduces the run event for
 event, because nothing else in the model is nondeterministic (no threads, no clocks, no hashing of
@@ -598,7 +602,8 @@ def _release_on_unwind(lock, cpu: CPU) -> None:
 
 @dataclass
 class RunResult:
-    """What a run leaves: its schedule (``replay``), its event log, each task's return value, the
+    """What a run leaves: its schedule (``replay``), its event log (an
+    :class:`~tryalloc.kernel.events.EventLog`), each task's return value, the
     number of scheduling decisions (``steps``), and how many preemptions and interrupt injections."""
 
     fingerprint: tuple
