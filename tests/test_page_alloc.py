@@ -378,16 +378,14 @@ def test_a_failure_with_no_free_page_blames_no_watermark():
 
 
 def test_tracepoint_events_carry_their_pfn_and_order():
-    k = small()
-    page = k.call(A.alloc_pages, G.GFP_KERNEL, 2)
-    (fields,) = [obj for _, _, _, op, obj in k.events if op == "trace:mm_page_alloc"]
-    assert fields.get("pfn") == page.pfn and fields.get("order") == 2
     from tryalloc.mm.mmzone import MIGRATE_UNMOVABLE  # GFP_KERNEL
 
-    assert str(fields) == f"pfn={page.pfn:#x} order=2 migratetype={MIGRATE_UNMOVABLE}"
+    k = small()
+    page = k.call(A.alloc_pages, G.GFP_KERNEL, 2)
+    ((i, fields),) = [(e[0], e[4]) for e in k.events if e[3] == "trace:mm_page_alloc"]
+    assert fields.get("pfn") == page.pfn and fields.get("order") == 2 and hash(fields) is not None
+    assert k.events.at(i).action() == f"trace:mm_page_alloc pfn={page.pfn:#x} order=2 migratetype={MIGRATE_UNMOVABLE}"
     k.call(A.__free_pages, page, 2)
-    (freed,) = [obj for _, _, _, op, obj in k.events if op == "trace:mm_page_free"]
-    assert str(freed) == f"pfn={page.pfn:#x} order=2"
     assert any(f"trace:mm_page_free pfn={page.pfn:#x} order=2; holds no locks" in line for line in k.events.lines())
 
 

@@ -7,11 +7,11 @@ the allocator holds at that moment.  That is the whole problem the series solves
 
 ``register_trace(kernel, name, probe)`` attaches ``probe(**fields)`` to the tracepoint ``name`` of one
 machine (the kernel's ``register_trace_<name>``); ``trace_<name>(**fields)`` fires it: it logs the
-event ``trace:<name>`` with the block's ``pfn`` and ``order`` (and ``migratetype`` where the
-tracepoint has one) as its :class:`~tryalloc.kernel.events.Fields`, and calls every probe in
-registration order.  Fields mirror the ``TP_PROTO``
-arguments: ``mm_page_alloc(page, order, gfp_flags, migratetype)``, ``mm_page_free(page, order)``,
-``mm_page_alloc_zone_locked(page, order, migratetype, percpu_refill)``,
+event ``trace:<name>`` with the page's ``pfn``, the ``order`` and, where the tracepoint has one, the
+``migratetype`` (:class:`~tryalloc.kernel.events.Fields`, printed ``pfn=0x40 order=0 migratetype=1``;
+``page=NULL`` for a failed allocation), and calls every probe in registration order.  The probes' fields
+mirror the ``TP_PROTO`` arguments: ``mm_page_alloc(page, order, gfp_flags, migratetype)``,
+``mm_page_free(page, order)``, ``mm_page_alloc_zone_locked(page, order, migratetype, percpu_refill)``,
 ``mm_page_pcpu_drain(page, order, migratetype)``.
 """
 from __future__ import annotations
@@ -63,11 +63,12 @@ declare_ops(*_EVENT.values())
 
 def _fire(name: str, fields: dict) -> None:
     run = running()
-    page = fields["page"]
-    logged = (("pfn", page.pfn) if page is not None else ("page", "NULL"), ("order", fields["order"]))
-    if "migratetype" in fields:
-        logged += (("migratetype", fields["migratetype"]),)
-    run.log(_EVENT[name], Fields(logged))
+    if run.trace:  # the fields are worth building only for a log
+        page = fields["page"]
+        logged = ("pfn", page.pfn if page is not None else None), ("order", fields["order"])
+        if "migratetype" in fields:
+            logged += (("migratetype", fields["migratetype"]),)
+        run.log(_EVENT[name], Fields(logged))
     probes = run.kernel.tracepoints[name]
     if probes:
         for probe in tuple(probes):  # a probe may unregister itself

@@ -39,8 +39,10 @@ def declare_ops(*ops: str) -> None:
 
 
 class Fields(tuple):
-    """An event's fields as ``(name, value)`` pairs (a tracepoint's ``pfn`` and ``order``...), logged as
-    they are and worded only when printed: ``pfn=0x40 order=0``.  Compares as the tuple it is."""
+    """A tracepoint's fields as ``(name, value)`` pairs, ``pfn`` first (``TP_STRUCT__entry``: the kernel's
+    trace record keeps the pfn, not the page), logged as they are and worded only when printed:
+    ``pfn=0x40 order=0 migratetype=1`` (``page=NULL`` when the pfn is ``None``, a failed allocation).
+    Hashable and compared as the tuple it is."""
 
     __slots__ = ()
 
@@ -52,9 +54,10 @@ class Fields(tuple):
         return default
 
     def __repr__(self) -> str:
-        return " ".join(f"{k}={v:#x}" if k == "pfn" else f"{k}={v}" for k, v in self)
+        return " ".join(("page=NULL" if v is None else f"pfn={v:#x}") if k == "pfn" else f"{k}={v}" for k, v in self)
 
     __str__ = __repr__
+
 
 
 def _releases(op: str) -> bool:
