@@ -131,3 +131,12 @@ def test_every_operation_the_package_logs_is_declared_so_a_trigger_can_name_it()
     assert len(logged) > 20
     assert logged - EVENT_OPS == set(), "declare these with declare_ops() beside the code that logs them"
     assert {"nmi-entry", "hardirq-exit", "trace:mm_page_alloc", "memcg_memory_event:max"} <= EVENT_OPS
+
+
+def test_tracepoint_fields_are_worded_only_when_printed_and_a_null_page_reads_null():
+    from tryalloc.kernel.events import Fields
+
+    fields = Fields((("pfn", 0x40), ("order", 3)))
+    assert fields == (("pfn", 0x40), ("order", 3)) and hash(fields) == hash(tuple(fields))
+    assert str(fields) == "pfn=0x40 order=3" and fields.get("order") == 3 and fields.get("gfp") is None
+    assert str(Fields((("pfn", None), ("order", 0)))) == "page=NULL order=0"

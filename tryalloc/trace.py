@@ -68,7 +68,7 @@ def _fire(name: str, fields: dict) -> None:
         logged = ("pfn", page.pfn if page is not None else None), ("order", fields["order"])
         if "migratetype" in fields:
             logged += (("migratetype", fields["migratetype"]),)
-        run.log(_EVENT[name], Fields(logged))
+        run.log_fields(_EVENT[name], Fields(logged))
     probes = run.kernel.tracepoints[name]
     if probes:
         for probe in tuple(probes):  # a probe may unregister itself

@@ -16,7 +16,10 @@ the lock, an announced release (an op named ``*unlock*``, the kernel's naming) r
 own event, and an interrupt's ``<kind>-entry`` starts a context that holds nothing.  Nothing
 descriptive is computed while the run goes on.
 
-:meth:`EventLog.at` gives one :class:`Event` with those answers (``pending``, ``held``) and
+A tracepoint's event keeps its :class:`Fields` (``pfn``, ``order``...) beside its tuple, in
+``EventLog.fields``, so the tuple stays ``(index, cpu, path, "trace:mm_page_alloc", None)``.
+
+:meth:`EventLog.at` gives one :class:`Event` with those answers (``pending``, ``held``, ``fields``) and
 :meth:`Event.describe`, the words reports and pictures label an event with:
 ``about to spin_unlock_irqrestore zone->lock, still holding it``.
 """
@@ -40,7 +43,7 @@ def declare_ops(*ops: str) -> None:
 
 class Fields(tuple):
     """A tracepoint's fields as ``(name, value)`` pairs, ``pfn`` first (``TP_STRUCT__entry``: the kernel's
-    trace record keeps the pfn, not the page), logged as they are and worded only when printed:
+    trace record keeps the pfn, not the page), kept by the log and worded only when printed:
     ``pfn=0x40 order=0 migratetype=1`` (``page=NULL`` when the pfn is ``None``, a failed allocation).
     Hashable and compared as the tuple it is."""
 
@@ -70,7 +73,8 @@ class Event:
 
     ``index``, ``cpu``, ``path`` (``task>nmi``), ``op`` and ``obj`` are the tuple's fields; ``pending``
     is true for an announcement (the operation has not happened yet); ``held`` names the locks the
-    event's context held at that point, oldest first (an announced release still counts its lock).
+    event's context held at that point, oldest first (an announced release still counts its lock);
+    ``fields`` are a tracepoint's (``pfn``, ``order`` ...), ``None`` for other events.
     """
 
     index: int
@@ -80,6 +84,7 @@ class Event:
     obj: object
     pending: bool
     held: tuple[str, ...]
+    fields: Fields | None = None
 
     @property
     def context(self) -> str:
@@ -89,6 +94,8 @@ class Event:
     def action(self) -> str:
         """The operation, worded as pending or done: ``about to spin_lock zone->lock`` or ``acquired zone->lock``."""
         what = self.op if self.obj is None else f"{self.op} {self.obj}"
+        if self.fields is not None:
+            what = f"{what} {self.fields}"
         return f"about to {what}" if self.pending else what
 
     def holding(self) -> str:
@@ -115,16 +122,18 @@ class Event:
 class EventLog(list):
     """The events of one run, in order: a list of ``(index, cpu, path, op, obj)`` tuples.
 
-    It compares, prints and hashes as the plain list it is.  What it adds is lazy: :meth:`at` (one
+    It compares and prints as the plain list it is; a tracepoint's fields are kept beside it
+    (``fields``, by index) so the tuples stay what every reader of a log expects.  What it adds is lazy: :meth:`at` (one
     :class:`Event`), :meth:`held` and :meth:`pending` for an index, :meth:`lines` for a report.
     ``start`` names the locks each CPU's task already held when the run began (normally none).
     """
 
-    __slots__ = ("_points", "_start", "_held", "_seen")
+    __slots__ = ("_points", "fields", "_start", "_held", "_seen")
 
     def __init__(self, events=(), *, points=(), start: dict[int, tuple[str, ...]] | None = None):
         super().__init__(events)
         self._points = list(points)  # indices of the announcements, ascending (appended by the run)
+        self.fields: dict[int, Fields] = {}  # a tracepoint event's fields, by index (its tuple's obj is None)
         self._start = dict(start or {})
         self._held: list[tuple[str, ...]] = []
         self._seen = 0  # events walked so far by _walk
@@ -156,7 +165,7 @@ class EventLog(list):
     def at(self, index: int) -> Event:
         """Event ``index`` with its state (``pending``, ``held``)."""
         i, cpu, path, op, obj = self[index]
-        return Event(i, cpu, path, op, obj, self.pending(i), self.held(i))
+        return Event(i, cpu, path, op, obj, self.pending(i), self.held(i), self.fields.get(i))
 
     def lines(self, last: int | None = None) -> list[str]:
         """The log as report lines (:meth:`Event.line`), the ``last`` events only if given."""

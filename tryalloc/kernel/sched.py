@@ -388,9 +388,16 @@ class Run:
         """Record a fact: ``op`` on ``obj`` has happened (an object is logged by its name)."""
         if self.trace:
             cpu = self.cpu
-            if obj is not None and type(obj) is not str and type(obj) is not Fields:
+            if obj is not None and type(obj) is not str:
                 obj = _name(obj)
             self.events.append((len(self.events), cpu.id, cpu.path_str, op, obj))
+
+    def log_fields(self, op: str, fields: Fields) -> None:
+        """Record a tracepoint's event ``op``; its ``fields`` are kept beside the tuple (whose object is
+        ``None``), see :attr:`EventLog.fields <tryalloc.kernel.events.EventLog>`."""
+        if self.trace:
+            self.events.fields[len(self.events)] = fields
+            self.log(op, None)
 
     def announce(self, op: str, obj: object) -> None:
         """Record a scheduling point: ``op`` on ``obj`` is about to happen (see :func:`point`)."""
