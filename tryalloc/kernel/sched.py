@@ -238,6 +238,12 @@ class When:
         if isinstance(self.nth, bool) or not isinstance(self.nth, int) or self.nth < 1:
             raise bad(f"nth must be an int >= 1, got {self.nth!r}")
 
+    def __repr__(self) -> str:
+        parts = [f"cpu={self.cpu!r}", f"op={self.op!r}", f"inject={self.inject!r}"]
+        parts += [f"{name}={getattr(self, name)!r}" for name, unset in (("obj", None), ("context", None), ("nth", 1))
+                  if getattr(self, name) != unset]
+        return f"When({', '.join(parts)})"
+
     def matches(self, ev: tuple) -> bool:
         """Whether the event tuple ``ev`` is one this trigger counts."""
         return (ev[1] == self.cpu and ev[3] == self.op and (self.obj is None or ev[4] == self.obj)
