@@ -140,3 +140,35 @@ def test_tracepoint_fields_are_worded_only_when_printed_and_a_null_page_reads_nu
     assert fields == (("pfn", 0x40), ("order", 3)) and hash(fields) == hash(tuple(fields))
     assert str(fields) == "pfn=0x40 order=3" and fields.get("order") == 3 and fields.get("gfp") is None
     assert str(Fields((("pfn", None), ("order", 0)))) == "page=NULL order=0"
+
+
+@pytest.mark.parametrize("rt", [False, True])
+def test_a_local_lock_is_held_from_its_acquire_to_its_announced_release(rt):
+    from tryalloc.kernel.locking import local_lock_irqsave, local_lock_t, local_unlock_irqrestore
+
+    k = Kernel(nr_cpus=1, preempt_rt=rt)
+    stock = local_lock_t("stock_lock", 1)
+
+    def task():
+        flags = local_lock_irqsave(stock)
+        local_unlock_irqrestore(stock, flags)
+
+    k.spawn(0, task)
+    log = k.run().events
+    name = "stock_lock[cpu0]" if rt else "stock_lock"  # on RT, the per-CPU spinlock_t underneath
+    acquired = next(e[0] for e in log if e[3] == "acquired")
+    release = next(e[0] for e in log if e[3] == "local_unlock_irqrestore")
+    assert log.held(acquired) == (name,) and log.pending(release)
+    assert log.at(release).describe() == f"about to local_unlock_irqrestore {name}, still holding it"
+    assert log.held(len(log) - 1) == ()
+
+
+def test_a_script_needs_the_log_it_matches():
+    from tryalloc import TriggerError
+
+    k = Kernel(nr_cpus=1)
+    k.spawn(0, lambda: None)
+    k.on_interrupt(0, "nmi", lambda: None)
+    with pytest.raises(TriggerError, match="trace=False"):
+        k.run(Scripted(When(cpu=0, op="start", inject="nmi")), trace=False)
+    assert k.call(lambda: 1) == 1

@@ -266,6 +266,9 @@ class Scripted(Strategy):
         self.order = order
 
     def start(self, run):
+        if self.triggers and not run.trace:
+            raise TriggerError(f"{self.triggers[0]}: triggers match the event log, and this run keeps none "
+                               "(trace=False)")
         for t in self.triggers:
             if t.cpu not in run.tasks:
                 raise TriggerError(f"{t}: CPU{t.cpu} has no task in this run, so nothing runs there to trigger it")
