@@ -84,7 +84,7 @@ def test_buddy_is_pfn_xor_size():
 
 def test_pcp_refill_by_batch_and_bulk_free_past_high():
     k = small()
-    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    pcp = k.zones[0].pcp(0)
     A.pageset_update(pcp, 6, 6, 4)
 
     def go():
@@ -507,7 +507,7 @@ def test_explore_two_cpus_alloc_free_keeps_invariants():
 
 def test_views():
     k = small()
-    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    pcp = k.zones[0].pcp(0)
     A.pageset_update(pcp, 100, 100, 8)
     k.call(A.alloc_pages, G.GFP_KERNEL, 0)
     info = zoneinfo(k)
@@ -566,3 +566,49 @@ def test_a_non_blocking_allocation_falls_back_to_the_highatomic_reserve():
     assert k.call(A.alloc_pages, G.GFP_NOWAIT | G.__GFP_NOMEMALLOC | G.__GFP_NOWARN, 0) is None
     page = k.call(A.alloc_pages, G.GFP_NOWAIT, 0)
     assert page is not None and A.get_pfnblock_migratetype(page, page.pfn) == MIGRATE_HIGHATOMIC
+def test_a_zone_too_small_for_its_default_watermarks_says_so_in_the_warning():
+    """16 pages keep 8 behind the default min watermark: an order-4 request can never succeed there,
+    and the allocation failure warning names the watermark instead of leaving the reader to guess."""
+    from tryalloc import Kernel
+
+    k = Kernel(nr_cpus=1, pages_per_node=16, max_order=4)
+    assert k.call(A.alloc_pages, G.GFP_KERNEL, 4) is None
+    (warning,) = [obj for _, _, _, op, obj in k.events if op == "warn_alloc"]
+    assert "order:4" in warning and "16 pages free but the min watermark keeps 8" in warning
+    assert "exceed what a 16-page zone can spare" in warning
+    A.setup_per_zone_wmarks(k, 0)  # as the warning says: without watermarks the same request succeeds
+    assert k.call(A.alloc_pages, G.GFP_KERNEL, 4) is not None
+
+
+def test_a_failure_with_no_free_page_blames_no_watermark():
+    k = small()
+    while k.call(A.alloc_pages, G.GFP_KERNEL, 3) is not None:
+        pass
+    (warning,) = [obj for _, _, _, op, obj in k.events if op == "warn_alloc"]
+    assert "watermark" not in warning
+
+
+def test_tracepoint_events_carry_their_pfn_and_order():
+    from tryalloc.mm.mmzone import MIGRATE_UNMOVABLE  # GFP_KERNEL
+
+    k = small()
+    page = k.call(A.alloc_pages, G.GFP_KERNEL, 2)
+    (i,) = [e[0] for e in k.events if e[3] == "trace:mm_page_alloc"]
+    ev = k.events.at(i)
+    assert ev.obj is None  # the tuple stays (index, cpu, path, op, None): the fields are kept beside it
+    assert ev.fields.get("pfn") == page.pfn and ev.fields.get("order") == 2
+    assert ev.action() == f"trace:mm_page_alloc pfn={page.pfn:#x} order=2 migratetype={MIGRATE_UNMOVABLE}"
+    k.call(A.__free_pages, page, 2)
+    assert any(f"trace:mm_page_free pfn={page.pfn:#x} order=2; holds no locks" in line for line in k.events.lines())
+
+
+def test_a_cpus_pageset_and_the_deferred_blocks_have_public_accessors():
+    from tryalloc.kernel.percpu import per_cpu_ptr
+
+    k = small()
+    z = k.zones[0]
+    assert z.pcp(1) is per_cpu_ptr(z.per_cpu_pageset, 1)
+    page = k.call(A.alloc_pages, G.GFP_KERNEL, 0)
+    k.call(A.__free_pages, page, 0)
+    assert z.pcp(0).count == 1 and z.pcp(1).count == 0
+    assert z.deferred_blocks() == []

@@ -19,7 +19,7 @@ def test_memory_map_grid_rows_are_consecutive_pfns_of_the_real_map():
     assert len(grid) == 8 and all(len(row) == 32 for row in grid)
     flat = [s for row in grid for s in row]
     assert flat[page.pfn] == PFN_ALLOCATED and flat.count(PFN_ALLOCATED) == 1
-    assert flat.count(PFN_PCP) == k.zones[0].per_cpu_pageset._slots[0].count
+    assert flat.count(PFN_PCP) == k.zones[0].pcp(0).count
     assert flat.count(PFN_BUDDY) == 256 - 1 - flat.count(PFN_PCP)
     assert isinstance(viz.memory_map(pfn_states(k), 32), Figure)
     with pytest.raises(InvalidArgumentError, match="rows of 30"):
@@ -47,7 +47,7 @@ def test_pcp_marks_find_refills_and_bulk_frees():
 
 def test_pcp_marks_on_the_allocator_match_batch_and_high():
     k = Kernel(nr_cpus=1, pages_per_node=1024, memcg=False)
-    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    pcp = k.zones[0].pcp(0)
     A.pageset_update(pcp, 10, 10, 4)
     counts, ops, pages = [pcp.count], [], []
     for _ in range(9):

@@ -18,8 +18,10 @@ from __future__ import annotations
 from ...errors import LockUsageError
 from ..preempt import IrqFlags, check_flags, local_irq_restore, local_irq_save
 from ..report import report_both_inside
-from ..sched import event, point, running
+from ..sched import declare_ops, event, point, running
 from .spinlock import _lock, _unlock, spinlock_t
+
+declare_ops("local_lock", "local_unlock", "local_lock_irqsave", "local_unlock_irqrestore")
 
 
 class local_lock_t:
