@@ -323,7 +323,9 @@ def test_figures_are_vector_legible_and_inside_the_column(server, browser, docna
         response, errors = _visit(page, server, f"{docname}.html")
         assert response.status == 200 and errors == []
         SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{docname.replace('/', '__')}@{width}.png"), full_page=True)
+        tall = page.evaluate("document.documentElement.scrollHeight")  # Chromium captures up to 16384 px
+        page.screenshot(path=str(SHOTS / f"{docname.replace('/', '__')}@{width}.png"), full_page=True,
+                        clip={"x": 0, "y": 0, "width": width, "height": min(tall, 16000)})
         measured = page.evaluate(_MEASURE)
     finally:
         context.close()

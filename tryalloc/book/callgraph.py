@@ -244,7 +244,7 @@ def _lock_words(locks: set[tuple[str, str]]) -> str:
 
 def _box_width(found: CallMap, name: str) -> float:
     """A step's box width in inches: its name (bold, in monospace) or its locks, whichever is longer."""
-    return max(len(name) * 0.085, len(_lock_words(found.locks.get(name, set()))) * 0.072) + 0.16
+    return max(len(name) * 0.077, len(_lock_words(found.locks.get(name, set()))) * 0.072) + 0.16
 
 
 def _place(found: CallMap, roots: list[str], x0: float, width: float) -> dict[str, tuple[float, int]]:
