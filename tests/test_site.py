@@ -7,10 +7,10 @@ are skipped with the reason, unless ``TRYALLOC_SITE=required`` (``make site-test
 failure.  Every page is screenshotted whole in a 1400 px and a 390 px wide window, into
 ``_build/screenshots/<page>@<width>.png`` (CI keeps them as an artifact).
 
-The figures are measured as a reader sees them: every figure is vector (SVG), or a raster shown at no less
-than 90 % of its size; an SVG is never shrunk in a 1400 px window, and its smallest text (the font size
-in the SVG times the scale it is shown at) is at least :data:`MIN_LABEL_PX` for the window's width; in the
-wide window no figure or table runs past the content column.
+The figures are measured as a reader sees them: every figure has an alt text and is vector (SVG), or a
+raster shown at no less than 90 % of its size; an SVG is never shrunk in a 1400 px window, and its smallest
+text (the font size in the SVG times the scale it is shown at) is at least :data:`MIN_LABEL_PX` for the
+window's width; in the wide window no figure or table runs past the content column.
 
 The link check reads the HTML files directly: every local ``href`` must name a file of the site, and every
 ``#fragment`` an ``id`` in it.  No test here goes on the network.
@@ -293,6 +293,7 @@ _MEASURE = """async () => {
                    scrolls: figure.scrollWidth > figure.clientWidth + 1};
     if (img) {
       entry.src = img.getAttribute('src');
+      entry.alt = img.getAttribute('alt') || '';
       entry.natural = img.naturalWidth;
       entry.shown = img.getBoundingClientRect().width;
       entry.svg = entry.src.endsWith('.svg');
@@ -332,6 +333,7 @@ def test_figures_are_vector_legible_and_inside_the_column(server, browser, docna
     for fig in measured["figures"]:
         where = f"figure {fig['id'] or fig.get('src')} at {width} px"
         assert fig.get("natural"), f"{where}: no image"
+        assert fig["alt"] and not fig["alt"].endswith(fig["src"].rsplit("/", 1)[-1]), f"{where}: no alt text"
         if not fig["svg"]:
             assert fig["shown"] >= 0.9 * fig["natural"], f"{where}: a raster shown at {fig['shown']:.0f} px of " \
                                                          f"{fig['natural']} px"
