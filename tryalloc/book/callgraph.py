@@ -53,9 +53,6 @@ class CallMap:
     def functions(self) -> set[str]:
         return set(self.roots) | {f for edge in self.edges for f in edge}
 
-    def callees(self, name: str) -> list[str]:
-        return sorted(b for a, b in self.edges if a == name)
-
 
 class _Recorder:
     """A ``sys.setprofile`` function noting allocator calls and lock operations of package ``prefix``."""
