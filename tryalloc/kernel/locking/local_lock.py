@@ -13,7 +13,6 @@ After ``include/linux/local_lock_internal.h``:
 In C the lock is a member of a per-CPU struct and ``this_cpu_ptr`` picks the instance; here one
 ``local_lock_t`` object holds the per-CPU state and the functions pick the running CPU's.
 
-# @since 3
 Patch 3 of the series (v6 3/6, 20250124035655.78899-4-alexei.starovoitov@gmail.com; spec 4, R3.1-R3.6,
 I5) adds :class:`local_trylock_t` and :func:`local_trylock_irqsave`:
 
@@ -29,7 +28,6 @@ I5) adds :class:`local_trylock_t` and :func:`local_trylock_irqsave`:
 
 As in v6, only the irqsave pair maintains ``active`` (``local_lock`` does not; 6.15's S9.4.1 made every
 variant do so, which the model does not yet build).
-# @end
 """
 from __future__ import annotations
 
