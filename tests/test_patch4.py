@@ -10,6 +10,7 @@ from tryalloc import Kernel, Scripted, When
 from tryalloc.errors import InvalidArgumentError, MemcgAccountingError
 from tryalloc.include.gfp import __GFP_ACCOUNT, __GFP_NOMEMALLOC, __GFP_NOWARN, __GFP_ZERO, GFP_KERNEL
 from tryalloc.mm import memcontrol as M
+from tryalloc.mm import page as _memmap  # noqa: F401  (its initcall gives every Kernel a mem_map)
 
 #: the mask try_alloc_pages charges with from patch 5: no reclaim bit, so it may not spin
 NOSPIN = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC | __GFP_ACCOUNT
@@ -178,6 +179,24 @@ def test_in_task_context_a_charge_above_high_is_left_to_the_return_to_user_space
     assert a.high_work_scheduled == 0 and k.memcg.nr_pages_over_high[k.cpus[0].task] == M.MEMCG_CHARGE_BATCH
     k.call(M.try_charge_memcg, a, GFP_KERNEL, 1, context="hardirq")  # the stock hit: no walk at all
     assert a.high_work_scheduled == 0
+
+
+@pytest.mark.rule("R4.10")
+def test_v6_gap_a_kmem_charge_from_nmi_updates_the_memcg_statistics_in_nmi():
+    """The charge now gets through from an NMI inside stock_lock, and with it the MEMCG_KMEM update,
+    which in v6.13 is not NMI-safe (per-CPU add with IRQs off, rstat's per-CPU raw spinlock)."""
+    k = machine()
+    a, b = M.mem_cgroup_create(k, "a"), M.mem_cgroup_create(k, "b")
+    page = k.mem_map.page(100)
+
+    def nmi():
+        old = M.set_active_memcg(b)
+        ret = M.__memcg_kmem_charge_page(page, NOSPIN, 0)
+        M.set_active_memcg(old)
+        return ret
+
+    assert nmi_inside_stock_lock(k, lambda: M.try_charge_memcg(a, GFP_KERNEL, 1), nmi) == 0
+    assert b.kmem == 1 and [e[2] for e in k.events if e[3] == "mod_memcg_state"] == ["task>nmi"]
 
 
 # --- PREEMPT_RT ---------------------------------------------------------------------------------

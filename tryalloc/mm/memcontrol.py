@@ -598,8 +598,13 @@ def memcg_account_kmem(memcg: mem_cgroup, nr_pages: int) -> None:
     """Add ``nr_pages`` (may be negative) to ``MEMCG_KMEM`` of ``memcg`` and its ancestors.
 
     The kernel updates the memcg's own per-CPU counter and rstat folds it into the ancestors later;
-    the model folds it at once, which is the value ``memory.stat`` shows after a flush.
+    the model folds it at once, which is the value ``memory.stat`` shows after a flush.  The update
+    is recorded as a ``mod_memcg_state`` event: in v6.13 it is an interrupts-off per-CPU add plus
+    rstat's "updated" bookkeeping under a per-CPU raw spinlock, neither of them NMI-safe, so a kmem
+    charge from NMI (patch 5 makes them possible) is the v6 gap R4.10, closed by the 2025 NMI-safe
+    memcg series.  The model does not model that lock; the event marks where it would be taken.
     """
+    event("mod_memcg_state", memcg.name)
     while memcg is not None:
         memcg.kmem += nr_pages
         memcg = memcg.parent
