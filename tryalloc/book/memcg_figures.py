@@ -1,0 +1,85 @@
+"""Pictures of the chapters on patches 4 and 5: the per-CPU memcg stock, and usage against a limit.
+
+Plain matplotlib (:class:`~matplotlib.figure.Figure`, no pyplot state), drawn from the data that
+:mod:`tryalloc.book.memcg_scenarios` returns; :func:`as_svg` turns a figure into an SVG that
+``myst_nb.glue`` and Jupyter display.
+"""
+from __future__ import annotations
+
+import io
+
+from matplotlib.figure import Figure
+
+from ..errors import InvalidArgumentError
+
+_HELD = "#d7191c"
+_FREE = "#2c7bb6"
+
+
+def as_svg(fig: Figure):
+    """An :class:`IPython.display.SVG` of ``fig``."""
+    from IPython.display import SVG
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    return SVG(data=buf.getvalue())
+
+
+def stock_snapshots(snapshots: dict[str, dict], batch: int = 64, title: str | None = None) -> Figure:
+    """One bar per snapshot of CPU0's stock (``{"cached", "nr_pages", "locked_by"}`` as
+    :func:`~tryalloc.book.memcg_scenarios.nmi_charge_inside_stock` records them): the pages it holds,
+    the memcg it caches written on the bar, red while a context is inside ``stock_lock``, with the
+    batch (the most a stock keeps) as a dashed line."""
+    if not snapshots:
+        raise InvalidArgumentError("stock_snapshots: no snapshot to draw")
+    fig = Figure(figsize=(max(5.0, 1.8 * len(snapshots)), 3.4), layout="constrained")
+    ax = fig.subplots()
+    for i, snap in enumerate(snapshots.values()):
+        colour = _HELD if snap["locked_by"] else _FREE
+        ax.bar(i, snap["nr_pages"], width=0.6, color=colour)
+        cached = snap["cached"] or "none"
+        ax.text(i, snap["nr_pages"] + batch * 0.03, f"cached: {cached}\n{snap['nr_pages']} pages", ha="center",
+                va="bottom", fontsize=9)
+    ax.axhline(batch, linestyle="--", color="grey", linewidth=1)
+    ax.text(len(snapshots) - 0.5, batch, f"MEMCG_CHARGE_BATCH = {batch}", ha="right", va="bottom", fontsize=8,
+            color="grey")
+    ax.set_xticks(range(len(snapshots)))
+    ax.set_xticklabels(list(snapshots), fontsize=9)
+    ax.set_ylim(0, batch * 1.35)
+    ax.set_ylabel("pages in CPU0's stock")
+    ax.bar([], [], color=_HELD, label="stock_lock held")
+    ax.bar([], [], color=_FREE, label="stock_lock free")
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def usage_over_run(run: dict, title: str | None = None) -> Figure:
+    """``memory.current`` (the page counter's usage) step by step over a
+    :func:`~tryalloc.book.memcg_scenarios.near_limit_run`, split into the pages charged to live pages
+    and the pages the stock holds, with the limit and a cross at every allocation that got NULL."""
+    steps = run["steps"]
+    if not steps:
+        raise InvalidArgumentError("usage_over_run: the run has no step")
+    xs = range(1, len(steps) + 1)
+    fig = Figure(figsize=(8.0, 3.6), layout="constrained")
+    ax = fig.subplots()
+    charged = [s["charged"] for s in steps]
+    stocked = [s["stock"] for s in steps]
+    ax.bar(xs, charged, color="#1a9641", label="charged to live pages")
+    ax.bar(xs, stocked, bottom=charged, color="#a6d96a", label="held in the stock")
+    ax.step(xs, [s["usage"] for s in steps], where="mid", color="black", linewidth=1.4, label="usage")
+    ax.axhline(run["limit"], linestyle="--", color=_HELD, linewidth=1.2, label=f"memory.max = {run['limit']}")
+    nulls = [x for x, s in zip(xs, steps, strict=True) if s["result"] == "NULL"]
+    ax.scatter(nulls, [run["limit"] + 0.5] * len(nulls), marker="x", color=_HELD, s=60, zorder=3,
+               label="try_alloc_pages: NULL")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels([s["op"] for s in steps], fontsize=8)
+    ax.set_xlabel("step (A: try_alloc_pages, F: free_pages_nolock)")
+    ax.set_ylabel("pages")
+    ax.set_ylim(0, run["limit"] + 2)
+    ax.legend(loc="upper left", fontsize=8, frameon=False, ncols=2)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
