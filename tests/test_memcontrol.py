@@ -37,6 +37,11 @@ from tryalloc.mm.memcontrol import (
     task_set_memcg,
     try_charge_memcg,
 )
+from tryalloc.series import LEVEL
+from tryalloc.series.rules import LEVELS
+
+#: consume_stock gains a gfp mask at patch 4
+CONSUME_GFP = (GFP_KERNEL,) if LEVELS.index(LEVEL) >= LEVELS.index("4") else ()
 
 
 def stock(k, cpu=0):
@@ -67,10 +72,10 @@ def test_charge_takes_a_batch_and_stocks_the_surplus(k):
 
 def test_a_charge_larger_than_the_batch_bypasses_the_stock(k):
     a = mem_cgroup_create(k, "a")
-    k.call(refill_stock, a, 10)
-    assert k.call(consume_stock, a, MEMCG_CHARGE_BATCH + 1) is False
+    k.call(try_charge_memcg, a, GFP_KERNEL, 1)  # the stock now holds a batch less one
+    assert k.call(consume_stock, a, MEMCG_CHARGE_BATCH + 1, *CONSUME_GFP) is False
     assert k.call(try_charge_memcg, a, GFP_KERNEL, 100) == 0
-    assert usage(k, "a") == 100 and stock(k)["nr_pages"] == 10
+    assert usage(k, "a") == MEMCG_CHARGE_BATCH + 100 and stock(k)["nr_pages"] == MEMCG_CHARGE_BATCH - 1
 
 
 def test_the_root_memcg_is_never_charged(k):
@@ -314,12 +319,12 @@ def _charge_a_page(k):
     return lambda a: __memcg_kmem_charge_page(k.mem_map.page(7), GFP_KERNEL, 0)
 
 
-@pytest.mark.parametrize("task_op", [lambda a: try_charge_memcg(a, GFP_KERNEL, 1),
-                                     lambda a: refill_stock(a, 1)], ids=["consume_stock", "refill_stock"])
-def test_an_nmi_charging_inside_the_stock_lock_corrupts_the_stock(k, task_op):
-    _nmi_charging_scenario(k, task_op)
+@pytest.mark.parametrize("nth", [1, 2], ids=["consume_stock", "refill_stock"])
+def test_an_nmi_charging_inside_the_stock_lock_corrupts_the_stock(k, nth):
+    """The task's charge misses the empty stock (1st section) and stocks the surplus (2nd)."""
+    _nmi_charging_scenario(k, lambda a: try_charge_memcg(a, GFP_KERNEL, 1))
     with pytest.raises(PerCpuCorruptionError, match=r"CPU0/nmi and CPU0/task0 both inside memcg_stock.stock_lock"):
-        k.run(Scripted(When(cpu=0, op="acquired", obj=STOCK_LOCK, inject="nmi")))
+        k.run(Scripted(When(cpu=0, op="acquired", obj=STOCK_LOCK, inject="nmi", nth=nth)))
 
 
 def test_an_nmi_outside_the_stock_lock_charges_cleanly(k):

@@ -9,15 +9,22 @@ What the series touches (spec 1.3, and section 5 for where patch 4 takes it):
   lock only disables interrupts, so an NMI that charges or uncharges while the interrupted context is
   inside it corrupts the stock: the model's ``percpu`` detector reports exactly that, which is what
   patch 4 of the series fixes with a trylock;
-* ``try_charge_memcg`` with its batch, the stock refill of the surplus, and the failure path;
+* ``try_charge_memcg`` with its batch, the stock refill of the surplus, the ``memory.high`` check
+  after a charge ("done_restock": outside task context the memcg's high work item is scheduled, in
+  task context the pages over high are noted for the return to user space), and the failure path;
 * ``set_active_memcg`` / ``current_obj_cgroup`` and the allocator's hooks
   :func:`__memcg_kmem_charge_page` / :func:`__memcg_kmem_uncharge_page`.
 
 Where the model differs (all on purpose, to keep to what the series needs):
 
-* cgroup v2 only: no ``memsw`` counter (``do_memsw_account()`` is false); no ``memory.high``, so the
-  high-work part of ``done_restock`` (spec R4.7) is absent; no byte-sized objcg stock, no
-  ``mod_objcg_state``; vmstat-like statistics are one ``kmem`` page count per memcg.
+* cgroup v2 only: no ``memsw`` counter (``do_memsw_account()`` is false); ``memory.high`` is a limit
+  that only schedules work: the high work item and the return-to-user reclaim are counted
+  (``mem_cgroup.high_work_scheduled``, ``MemcgState.nr_pages_over_high``), never run, and the
+  synchronous over-high reclaim is not modelled; no byte-sized objcg stock, no ``mod_objcg_state``;
+  vmstat-like statistics are one ``kmem`` page count per memcg.
+* ``schedule_work`` and ``cgroup_file_notify`` take workqueue, kernfs and cgroup-file locks in the
+  kernel; the model records them as events (``schedule_work``, ``cgroup_file_notify``) so a test can
+  see a non-spinning charge reach them (the v6 gaps R4.7 and R4.9), without modelling those locks.
 * css reference counts are not modelled; objcg references are (:attr:`obj_cgroup.refcnt`).
 * Reclaim cannot free kmem, so a blocking charge over the limit is a ``might_sleep`` check, a
   scheduling point and an event, and then fails (or is forced); there is no OOM killer.
@@ -36,14 +43,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError, ContextError, InvalidArgumentError, MemcgAccountingError
-from ..include.gfp import __GFP_HIGH, __GFP_NOFAIL, check_gfp, gfpflags_allow_blocking
-from ..kernel.locking.local_lock import local_lock_irqsave, local_lock_t, local_unlock_irqrestore
+from ..include.gfp import (
+    __GFP_HIGH,
+    __GFP_NOFAIL,
+    check_gfp,
+    gfpflags_allow_blocking,
+    gfpflags_allow_spinning,  # @since 4
+)
+from ..kernel.locking.local_lock import (
+    local_lock_irqsave,
+    #~ local_lock_t,  # @until 4
+    local_trylock_irqsave,  # @since 4
+    local_trylock_t,  # @since 4
+    local_unlock_irqrestore,
+)
 from ..kernel.machine import initcall
 from ..kernel.percpu import PerCpu, per_cpu_ptr, this_cpu_ptr
 from ..kernel.preempt import in_task, might_sleep, smp_processor_id
 from ..kernel.sched import declare_ops, event, point, running, this_cpu
 
-declare_ops("try_to_free_mem_cgroup_pages", "memcg_charge_failed", "memcg_memory_event:max")
+declare_ops("try_to_free_mem_cgroup_pages", "memcg_charge_failed", "memcg_memory_event:max", "cgroup_file_notify",
+            "schedule_work", "set_notify_resume", "mod_memcg_state")
+declare_ops("memcg_uncharge_direct")  # @since 4
 
 ENOMEM = 12
 #: Pages a CPU pre-charges at once and at most keeps in its stock (``MEMCG_CHARGE_BATCH``).
@@ -67,6 +88,7 @@ class page_counter:
 
     usage: int = 0
     max: int = PAGE_COUNTER_MAX
+    high: int = PAGE_COUNTER_MAX  # memory.high: above it a charge schedules reclaim work, it is not refused
     parent: page_counter | None = field(default=None, repr=False)
     failcnt: int = 0
     memcg: mem_cgroup | None = field(default=None, repr=False)  # the memcg embedding it (the kernel uses container_of)
@@ -150,6 +172,7 @@ class mem_cgroup:
     online: bool = True
     kmem: int = 0  # MEMCG_KMEM as memory.stat shows it: pages of this memcg and its descendants
     memory_events: dict = field(default_factory=lambda: {"max": 0})
+    high_work_scheduled: int = 0  # times schedule_work(&memcg->high_work) was called
 
     def __repr__(self) -> str:
         return f"<mem_cgroup {self.name}{'' if self.online else ' (offline)'}>"
@@ -177,10 +200,12 @@ class MemcgState:
         self.memcgs: dict[str, mem_cgroup] = {"root": self.root_mem_cgroup}
         self.objcgs: dict[int, obj_cgroup] = {}
         self.memcg_stock = PerCpu("memcg_stock", nr_cpus, lambda cpu: memcg_stock_pcp())
-        self.stock_lock = local_lock_t(STOCK_LOCK, nr_cpus)
+        #~ self.stock_lock = local_lock_t(STOCK_LOCK, nr_cpus)  # @until 4
+        self.stock_lock = local_trylock_t(STOCK_LOCK, nr_cpus)  # @since 4
         self.int_active_memcg: list[mem_cgroup | None] = [None] * nr_cpus  # DEFINE_PER_CPU(int_active_memcg)
         self.task_memcg: dict = {}  # Task -> mem_cgroup (the kernel reaches it through the task's css_set)
         self.charged: dict[int, tuple] = {}  # pfn -> (page, objcg, nr_pages, memcg charged): the ledger
+        self.nr_pages_over_high: dict = {}  # Task -> current->memcg_nr_pages_over_high
 
 
 @initcall
@@ -236,8 +261,9 @@ def parent_mem_cgroup(memcg: mem_cgroup) -> mem_cgroup | None:
 
 
 def mem_cgroup_create(kernel, name: str, parent: mem_cgroup | None = None,
-                      max: int = PAGE_COUNTER_MAX) -> mem_cgroup:
-    """``mkdir`` of a cgroup: a new online memcg under ``parent`` (root by default), limit ``max`` pages.
+                      max: int = PAGE_COUNTER_MAX, high: int = PAGE_COUNTER_MAX) -> mem_cgroup:
+    """``mkdir`` of a cgroup: a new online memcg under ``parent`` (root by default), limit ``max`` pages
+    and ``memory.high`` ``high`` pages.
 
     ``mem_cgroup_css_alloc`` + ``mem_cgroup_css_online`` (which allocates the objcg,
     ``memcg_online_kmem``).  Raises :class:`~tryalloc.errors.ConfigError` without ``memcg``;
@@ -252,9 +278,11 @@ def mem_cgroup_create(kernel, name: str, parent: mem_cgroup | None = None,
     _check_online(parent, "mem_cgroup_create")
     if not isinstance(name, str) or not name or name in state.memcgs:
         raise InvalidArgumentError(f"mem_cgroup_create: name {name!r} is empty, not a string or already taken")
-    if isinstance(max, bool) or not isinstance(max, int) or not 0 <= max <= PAGE_COUNTER_MAX:
-        raise InvalidArgumentError(f"mem_cgroup_create: max must be an int in 0..PAGE_COUNTER_MAX, got {max!r}")
-    memcg = mem_cgroup(name, parent, page_counter(max=max, parent=parent.memory))
+    for what, value in (("max", max), ("high", high)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= PAGE_COUNTER_MAX:
+            raise InvalidArgumentError(f"mem_cgroup_create: {what} must be an int in 0..PAGE_COUNTER_MAX, "
+                                       f"got {value!r}")
+    memcg = mem_cgroup(name, parent, page_counter(max=max, high=high, parent=parent.memory))
     memcg.memory.memcg = memcg
     objcg = obj_cgroup(4 * (len(state.objcgs) + 1), memcg)  # ids stand for aligned addresses
     memcg.objcg = objcg
@@ -294,6 +322,17 @@ def mem_cgroup_offline(kernel, memcg: mem_cgroup) -> None:
 
 
 # --- the per-CPU stock --------------------------------------------------------------------------
+def _check_uncharge(state: MemcgState, memcg: mem_cgroup, nr_pages: int, what: str) -> None:
+    _check_nr(nr_pages, what)
+    _check_memcg(state, memcg, what)
+    outstanding = memcg.memory.usage - sum(s.nr_pages for s in state.memcg_stock if s.cached is memcg)
+    if nr_pages > outstanding:
+        raise MemcgAccountingError(
+            f"{what}: returning {nr_pages} pages to {memcg.name}, which has only {outstanding} charged "
+            f"outside the per-CPU stocks (a charge returned twice, or never made)",
+            title="WARNING: page_counter underflow")
+
+
 def drain_stock(stock: memcg_stock_pcp) -> None:
     """Give the stock's pre-charged pages back to its memcg's counters and forget the memcg."""
     old = stock.cached
@@ -305,16 +344,38 @@ def drain_stock(stock: memcg_stock_pcp) -> None:
     stock.cached = None
 
 
-def consume_stock(memcg: mem_cgroup, nr_pages: int) -> bool:
+#~ def consume_stock(memcg: mem_cgroup, nr_pages: int) -> bool:  # @until 4
+def consume_stock(memcg: mem_cgroup, nr_pages: int, gfp_mask: int) -> bool:  # @since 4
     """Take ``nr_pages`` from this CPU's stock if it holds that many for ``memcg``.
 
     ``mm/memcontrol.c: consume_stock``.  Baseline: the stock lock is always taken with
-    ``local_lock_irqsave`` (patch 4 turns it into a trylock, spec R4.3).
+    ``local_lock_irqsave``.
+    Patch 4 (v6 4/6, 01d37228d331): a trylock first; if that fails (this CPU is inside the stock
+    lock: an NMI or a re-entry) a request that may not spin gives up at once (R4.3), and one that
+    may falls back to the blocking lock, as before.
+    From 6.15-rc2 (51339d99c013, S9.4.3) a request that may spin takes the lock at once and only a
+    non-spinning one trylocks.
     """
+    _check_nr(nr_pages, "consume_stock")
     if nr_pages > MEMCG_CHARGE_BATCH:
         return False
     state = _state()
-    flags = local_lock_irqsave(state.stock_lock)
+    #~ flags = local_lock_irqsave(state.stock_lock)  # @until 4
+    # @since 4 @until 6.15
+    #~ flags = local_trylock_irqsave(state.stock_lock)
+    #~ if flags is None:
+    #~     if not gfpflags_allow_spinning(gfp_mask):
+    #~         return False
+    #~     flags = local_lock_irqsave(state.stock_lock)
+    # @end
+    # @since 6.15
+    if gfpflags_allow_spinning(gfp_mask):
+        flags = local_lock_irqsave(state.stock_lock)
+    else:
+        flags = local_trylock_irqsave(state.stock_lock)
+        if flags is None:
+            return False
+    # @end
     stock = this_cpu_ptr(state.memcg_stock)
     ret = memcg is stock.cached and stock.nr_pages >= nr_pages
     if ret:
@@ -338,9 +399,28 @@ def __refill_stock(memcg: mem_cgroup, nr_pages: int) -> None:
 
 
 def refill_stock(memcg: mem_cgroup, nr_pages: int) -> None:
-    """``refill_stock``: :func:`__refill_stock` under the stock lock (baseline: a blocking local lock)."""
+    """``refill_stock``: :func:`__refill_stock` under the stock lock (baseline: a blocking local lock).
+
+    Patch 4: the lock is only tried.  When this CPU is already inside it, the pages go straight back
+    to the memcg's page counter instead (nothing for root), and the stock is not touched (R4.4).
+
+    Bad input is refused before anything changes: a count that is not positive
+    (:class:`~tryalloc.errors.InvalidArgumentError`), or more pages than ``memcg`` has charged outside
+    the CPUs' stocks (:class:`~tryalloc.errors.MemcgAccountingError`, the kernel's "page_counter
+    underflow", which its stock path would only meet at the next drain).
+    """
     state = _state()
-    flags = local_lock_irqsave(state.stock_lock)
+    _check_uncharge(state, memcg, nr_pages, "refill_stock")
+    #~ flags = local_lock_irqsave(state.stock_lock)  # @until 4
+    # @since 4
+    flags = local_trylock_irqsave(state.stock_lock)
+    if flags is None:
+        if mem_cgroup_is_root(memcg):
+            return
+        page_counter_uncharge(memcg.memory, nr_pages)  # no memsw counter in the model
+        event("memcg_uncharge_direct", memcg.name)
+        return
+    # @end
     __refill_stock(memcg, nr_pages)
     local_unlock_irqrestore(state.stock_lock, flags)
 
@@ -355,20 +435,32 @@ def drain_local_stock() -> None:
 
 # --- charging -----------------------------------------------------------------------------------
 def memcg_memory_event(memcg: mem_cgroup, event_name: str) -> None:
-    """Count a ``memory.events`` entry (``MEMCG_MAX`` ...) on ``memcg``."""
+    """Count a ``memory.events`` entry (``MEMCG_MAX`` ...) on ``memcg`` and notify the file's pollers.
+
+    The kernel's ``cgroup_file_notify`` takes the cgroup-file and kernfs-notify locks and may queue
+    work: the model records it as a ``cgroup_file_notify`` event.
+    """
     memcg.memory_events[event_name] += 1
     event(f"memcg_memory_event:{event_name}", memcg.name)
+    event("cgroup_file_notify", memcg.name)
 
 
 def try_charge_memcg(memcg: mem_cgroup, gfp_mask: int, nr_pages: int) -> int:
     """Charge ``nr_pages`` to ``memcg``: 0 or ``-ENOMEM``.  ``mm/memcontrol.c: try_charge_memcg``.
 
     From the stock if it can; else charge a whole batch to the counters and put the surplus in the
-    stock ("done_restock").  Over a limit: retry once with just ``nr_pages``; a ``PF_MEMALLOC`` task
+    stock ("done_restock"), then walk up for a memcg above ``memory.high``: outside task context its
+    high work item is scheduled, in task context the pages are noted for the return to user space.
+    Over a limit: retry once with just ``nr_pages``; a ``PF_MEMALLOC`` task
     is force-charged; a non-blocking mask gives up; a blocking one "reclaims" (a ``might_sleep``
     point that frees nothing here) and raises ``MEMCG_MAX``; then ``__GFP_NOFAIL`` or ``__GFP_HIGH``
     force the charge past the limit and anything else fails.  The root memcg is never charged
     (``try_charge`` returns 0 for it).
+
+    Patch 4: the stock is consumed with the caller's mask (:func:`consume_stock`), and a charge that
+    may not spin charges exactly ``nr_pages`` (R4.5), so there is no surplus to refill the stock with.
+    The memory.high walk is unchanged (the v6 gap R4.7), and so is the forced path with its
+    ``MEMCG_MAX`` event and file notification (the v6 gap of R4.9).
     """
     check_gfp(gfp_mask)
     _check_nr(nr_pages, "try_charge_memcg")
@@ -379,8 +471,13 @@ def try_charge_memcg(memcg: mem_cgroup, gfp_mask: int, nr_pages: int) -> int:
         return 0
     batch = max(MEMCG_CHARGE_BATCH, nr_pages)
     while True:  # retry:
-        if consume_stock(memcg, nr_pages):
+        #~ if consume_stock(memcg, nr_pages):  # @until 4
+        if consume_stock(memcg, nr_pages, gfp_mask):  # @since 4
             return 0
+        # @since 4
+        if not gfpflags_allow_spinning(gfp_mask):
+            batch = nr_pages  # no surplus: no refill, and no flush of another memcg's stock
+        # @end
         fail = page_counter_try_charge(memcg.memory, batch)
         if fail is None:
             break  # done_restock
@@ -402,7 +499,25 @@ def try_charge_memcg(memcg: mem_cgroup, gfp_mask: int, nr_pages: int) -> int:
         return -ENOMEM
     if batch > nr_pages:
         refill_stock(memcg, batch - nr_pages)
+    _check_high(memcg, batch)
     return 0
+
+
+def _check_high(memcg: mem_cgroup, batch: int) -> None:
+    # done_restock's walk: the first memcg up the tree above memory.high gets its reclaim scheduled
+    state = _state()
+    task_context = in_task()
+    while memcg is not None:
+        if memcg.memory.usage > memcg.memory.high:
+            if not task_context:  # "don't bother a random interrupted task"
+                memcg.high_work_scheduled += 1
+                event("schedule_work", f"{memcg.name}->high_work")
+            else:
+                task = this_cpu().task
+                state.nr_pages_over_high[task] = state.nr_pages_over_high.get(task, 0) + batch
+                event("set_notify_resume", memcg.name)
+            return
+        memcg = parent_mem_cgroup(memcg)
 
 
 def _force(memcg: mem_cgroup, mem_over_limit: mem_cgroup, nr_pages: int, raised_max_event: bool) -> int:
@@ -487,8 +602,13 @@ def memcg_account_kmem(memcg: mem_cgroup, nr_pages: int) -> None:
     """Add ``nr_pages`` (may be negative) to ``MEMCG_KMEM`` of ``memcg`` and its ancestors.
 
     The kernel updates the memcg's own per-CPU counter and rstat folds it into the ancestors later;
-    the model folds it at once, which is the value ``memory.stat`` shows after a flush.
+    the model folds it at once, which is the value ``memory.stat`` shows after a flush.  The update
+    is recorded as a ``mod_memcg_state`` event: in v6.13 it is an interrupts-off per-CPU add plus
+    rstat's "updated" bookkeeping under a per-CPU raw spinlock, neither of them NMI-safe, so a kmem
+    charge from NMI (patch 5 makes them possible) is the v6 gap R4.10, closed by the 2025 NMI-safe
+    memcg series.  The model does not model that lock; the event marks where it would be taken.
     """
+    event("mod_memcg_state", memcg.name)
     while memcg is not None:
         memcg.kmem += nr_pages
         memcg = memcg.parent

@@ -1010,13 +1010,18 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
     watermark); early NULL on PREEMPT_RT in NMI or hard-IRQ, for orders the pcp does not cache, while
     memory is unaccepted or struct pages are still being initialised; the fast path only.  The page is
     zeroed (which also keeps KMSAN's hook safe in any context) and not compound.  ``nid`` may be
-    ``NUMA_NO_NODE``.  An order outside ``0..MAX_PAGE_ORDER`` or an unknown node raises
-    :class:`~tryalloc.errors.InvalidArgumentError` here, where C would just return NULL.
+    ``NUMA_NO_NODE``.  From patch 5 (e8d78dbd0199; R5.1-R5.6) the mask carries ``__GFP_ACCOUNT`` and
+    the page is charged to the memcg of the context (:func:`~tryalloc.mm.memcontrol.current_obj_cgroup`)
+    with that non-spinning mask; if the charge fails the page goes back through
+    :func:`free_pages_nolock` and the call returns NULL.  An order outside ``0..MAX_PAGE_ORDER`` or an
+    unknown node raises :class:`~tryalloc.errors.InvalidArgumentError` here, where C would just return
+    NULL.
     """
     check_order(order)
     if nid != NUMA_NO_NODE:
         check_nid(nid)
-    gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC
+    #~ gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC  # @until 5
+    gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC | __GFP_ACCOUNT  # @since 5
     alloc_flags = ALLOC_TRYLOCK
     # spin_trylock() of an rt_mutex is not allowed in NMI or hard-IRQ on PREEMPT_RT (spec 0.1)
     if running().kernel.config.preempt_rt and (in_nmi() or in_hardirq()):
@@ -1039,6 +1044,13 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
     # @since 6.15
     if page is not None:
         set_page_refcounted(page)  # 2985dae1e521 (S9.6.1): the page came out frozen
+    # @end
+    # @since 5
+    # the caller picked the memcg (set_active_memcg); a failed charge frees without spinning
+    if (memcontrol.memcg_kmem_online() and page is not None
+            and memcontrol.__memcg_kmem_charge_page(page, gfp, order) != 0):
+        free_pages_nolock(page, order)
+        page = None
     # @end
     trace_mm_page_alloc(page=page, order=order, gfp_flags=gfp, migratetype=ac.migratetype)
     return page

@@ -12,16 +12,41 @@ After ``include/linux/local_lock_internal.h``:
 
 In C the lock is a member of a per-CPU struct and ``this_cpu_ptr`` picks the instance; here one
 ``local_lock_t`` object holds the per-CPU state and the functions pick the running CPU's.
+
+Patch 3 of the series (v6 3/6, 20250124035655.78899-4-alexei.starovoitov@gmail.com; spec 4, R3.1-R3.6,
+I5) adds :class:`local_trylock_t` and :func:`local_trylock_irqsave`:
+
+* !PREEMPT_RT: the type is a ``local_lock_t`` with one more per-CPU word, ``active``.
+  ``local_lock_irqsave`` on it sets the flag (lockdep asserts it was 0) and ``local_unlock_irqrestore``
+  clears it; ``local_trylock_irqsave`` disables interrupts, and fails (restoring them) exactly when this
+  CPU's flag is set: the caller interrupted or re-entered the holder.  The C code picks the behaviour by
+  the argument's static type with ``_Generic``; Python has no static types, so the model dispatches on
+  the object's class at run time, and a trylock on a plain ``local_lock_t`` (a compile error in C,
+  R3.4) raises :class:`~tryalloc.errors.LockUsageError` saying so.
+* PREEMPT_RT: both types are the same per-CPU ``spinlock_t``; the trylock fails at once in NMI and
+  hard-IRQ, else it disables migration and trylocks this CPU's lock with ``spin_trylock`` (R3.5).
+
+In v6 only the irqsave pair maintains ``active`` (``local_lock`` does not, so a holder that used it is
+invisible to the trylock).  From 6.15 (51339d99c013, S9.4.1) every variant the model has
+(``local_lock``, ``local_lock_irqsave`` and their unlocks) maintains it; the kernel renamed the word
+``acquired``, the model keeps ``active``.
 """
 from __future__ import annotations
 
 from ...errors import LockUsageError
+from ..context import HARDIRQ_MASK, NMI_MASK  # @since 3
 from ..preempt import IrqFlags, check_flags, local_irq_restore, local_irq_save
 from ..report import report_both_inside
 from ..sched import declare_ops, event, point, running
-from .spinlock import _lock, _unlock, spinlock_t
+from .spinlock import (
+    _lock,
+    _trylock,  # @since 3
+    _unlock,
+    spinlock_t,
+)
 
 declare_ops("local_lock", "local_unlock", "local_lock_irqsave", "local_unlock_irqrestore")
+declare_ops("local_trylock_irqsave")  # @since 3
 
 
 class local_lock_t:
@@ -42,6 +67,28 @@ class local_lock_t:
         return f"<local_lock_t {self.name}: {inside or 'free'}>"
 
 
+# @since 3
+class local_trylock_t(local_lock_t):
+    """``local_trylock_t``: a ``local_lock_t`` whose !RT form also keeps, per CPU, ``active``: 1 while
+    a context of that CPU is inside the section (I5).  On RT it is the same per-CPU spinlock_t."""
+
+    def __init__(self, name: str, nr_cpus: int):
+        super().__init__(name, nr_cpus)
+        self.active = [0] * nr_cpus
+
+    def __repr__(self) -> str:
+        inside = {i: c.name for i, c in enumerate(self._holder) if c is not None}
+        return f"<local_trylock_t {self.name}: {inside or 'free'}>"
+
+
+def _set_active(lock: local_lock_t, cpu: int, value: int) -> None:
+    """The ``_Generic`` branch of the irqsave pair: only a ``local_trylock_t`` has the flag.  The
+    kernel's ``lockdep_assert`` on its old value is the model's holder check, made just before."""
+    if isinstance(lock, local_trylock_t):
+        lock.active[cpu] = value
+
+
+# @end
 def _enter(lock: local_lock_t, op: str) -> None:
     run = running()
     cpu = run.cpu
@@ -58,6 +105,9 @@ def _enter(lock: local_lock_t, op: str) -> None:
                            "the same per-CPU data.", "PER-CPU DATA CORRUPTION")
     if run.lockdep:
         run.kernel.lockdep.acquire(lock, ctx, trylock=False)
+    #~ if op == "local_lock_irqsave":  # @since 3 @until 6.15
+    #~     _set_active(lock, cpu.id, 1)  # @since 3 @until 6.15
+    _set_active(lock, cpu.id, 1)  # @since 6.15
     lock._holder[cpu.id] = ctx
     ctx.held.append(lock)
     event("acquired", lock)
@@ -72,12 +122,16 @@ def _leave(lock: local_lock_t, op: str) -> None:
     if lock._holder[cpu.id] is not ctx:
         held_on = [f"CPU{i}" for i, c in enumerate(lock._holder) if c is not None]
         why = f"held on {', '.join(held_on)}" if held_on else "not held"
-        raise LockUsageError(f"{op}({lock.name}) by {ctx.name}: this CPU's instance is {why} by this context")
+        raise LockUsageError(f"{op}({lock.name}) by {ctx.name}: this CPU's instance is not held by this "
+                             f"context (the lock is {why}); a local lock is released on the CPU that took it")
     if run.kernel.config.preempt_rt:
         lock._holder[cpu.id] = None
         _unlock(lock._rt_lock[cpu.id], op)
         return
     point(op, lock)
+    #~ if op == "local_unlock_irqrestore":  # @since 3 @until 6.15
+    #~     _set_active(lock, cpu.id, 0)  # @since 3 @until 6.15
+    _set_active(lock, cpu.id, 0)  # @since 6.15
     ctx.held.remove(lock)
     lock._holder[cpu.id] = None
 
@@ -95,6 +149,54 @@ def local_lock_irqsave(lock: local_lock_t) -> IrqFlags:
     return flags
 
 
+# @since 3
+def local_trylock_irqsave(lock: local_trylock_t) -> IrqFlags | None:
+    """Try to enter this CPU's section: the saved flags on success, ``None`` on failure (R3.1-R3.5).
+
+    C returns a bool and writes ``flags`` through the macro argument.  !RT: interrupts are saved and
+    disabled; if this CPU's ``active`` is set they are restored and the trylock fails, else the flag is
+    set and lockdep records a *try* acquisition (``local_trylock_acquire``).  RT: fails at once in NMI
+    or hard-IRQ; else migration is disabled and this CPU's spinlock_t trylocked (migration re-enabled
+    on failure); the flags are "0", interrupts enabled, since RT leaves them alone.
+    """
+    run = running()
+    cpu = run.cpu
+    if run.kernel.config.preempt_rt:
+        if cpu.preempt_count & (NMI_MASK | HARDIRQ_MASK):
+            event("trylock-failed", lock)
+            return None
+        cpu.migrate_disabled += 1
+        if not _trylock(lock._rt_lock[cpu.id], "local_trylock_irqsave"):
+            cpu.migrate_disabled -= 1
+            return None
+        lock._holder[cpu.id] = cpu.stack[-1]
+        return IrqFlags(cpu.id, False)
+    if not isinstance(lock, local_trylock_t):  # _Generic picks no branch for a local_lock_t in C
+        raise LockUsageError(f"local_trylock_irqsave({getattr(lock, 'name', lock)!r}): not a local_trylock_t. "
+                             "In C this does not compile: a plain local_lock_t has no active flag to test, "
+                             "so on !PREEMPT_RT only a local_trylock_t can be trylocked")
+    flags = local_irq_save()
+    point("local_trylock_irqsave", lock)
+    if lock.active[cpu.id]:
+        local_irq_restore(flags)
+        event("trylock-failed", lock)
+        return None
+    ctx = cpu.stack[-1]
+    inside = lock._holder[cpu.id]
+    if inside is not None:  # entered with local_lock(), which in v6 leaves the flag alone (not from 6.15)
+        report_both_inside(run, ctx, inside, lock, "local_trylock_irqsave", "In v6 only the irqsave pair sets "
+                           "active on a local_trylock_t: a holder that used local_lock() is invisible to the "
+                           "trylock.", "PER-CPU DATA CORRUPTION")
+    lock.active[cpu.id] = 1
+    if run.lockdep:
+        run.kernel.lockdep.acquire(lock, ctx, trylock=True)
+    lock._holder[cpu.id] = ctx
+    ctx.held.append(lock)
+    event("acquired", lock)
+    return flags
+
+
+# @end
 def local_unlock_irqrestore(lock: local_lock_t, flags: IrqFlags) -> None:
     check_flags(flags)
     _leave(lock, "local_unlock_irqrestore")
