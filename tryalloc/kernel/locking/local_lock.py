@@ -16,6 +16,7 @@ In C the lock is a member of a per-CPU struct and ``this_cpu_ptr`` picks the ins
 from __future__ import annotations
 
 from ...errors import LockUsageError
+from ..por import ACQUIRE, RELEASE
 from ..preempt import IrqFlags, check_flags, local_irq_restore, local_irq_save
 from ..report import report_both_inside
 from ..sched import event, point, running
@@ -47,7 +48,7 @@ def _enter(lock: local_lock_t, op: str) -> None:
         _lock(lock._rt_lock[cpu.id], op)
         lock._holder[cpu.id] = cpu.stack[-1]
         return
-    point(op, lock)
+    point(op, lock, (ACQUIRE, lock))
     ctx = cpu.stack[-1]
     inside = lock._holder[cpu.id]
     if inside is not None:
@@ -75,7 +76,7 @@ def _leave(lock: local_lock_t, op: str) -> None:
         lock._holder[cpu.id] = None
         _unlock(lock._rt_lock[cpu.id], op)
         return
-    point(op, lock)
+    point(op, lock, (RELEASE, lock))
     ctx.held.remove(lock)
     lock._holder[cpu.id] = None
 
