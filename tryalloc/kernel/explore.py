@@ -98,7 +98,8 @@ def explore(build: Callable, *, preemption_bound: int | None = 2, max_executions
     """Run every schedule of ``build()`` within the bounds; see the module docstring.
 
     ``reduce=True`` skips schedules that only reorder commuting steps (sleep sets,
-    :mod:`tryalloc.kernel.por`): the same outcomes from fewer executions.  ``progress=True`` shows
+    :mod:`tryalloc.kernel.por`): the same outcomes from fewer executions.  It needs
+    ``preemption_bound=None``: combined with a bound, a sleep set would lose schedules.  ``progress=True`` shows
     a progress bar (executions, rate, what the reduction skipped).  ``frontier`` names a JSON file:
     a search that stops early (``max_executions``, a failure, Ctrl-C) saves where it was there, and
     the next call with the same file resumes from it (:mod:`tryalloc.kernel.frontier`).
@@ -106,6 +107,11 @@ def explore(build: Callable, *, preemption_bound: int | None = 2, max_executions
     pool) splits the tree at ``split_depth`` choices and explores the subtrees in parallel
     (:mod:`tryalloc.kernel.parallel`); ``build``, ``check`` and ``outcome`` must then be picklable.
     """
+    if reduce and preemption_bound is not None:
+        raise InvalidArgumentError(
+            f"reduce=True needs preemption_bound=None: a sleep set skips an order because an equivalent one was "
+            f"explored, but that one may need more preemptions than the bound ({preemption_bound}) allows, so "
+            f"a bounded search would lose schedules (Coons et al., Bounded Partial-Order Reduction, OOPSLA 2013)")
     if executor is not None or workers is not None:
         if frontier is not None:
             raise InvalidArgumentError("a parallel search cannot save a frontier; run it serially")
