@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from ..errors import InvariantError
 from ..include.gfp import GFP_ATOMIC, GFP_KERNEL, GFP_KERNEL_ACCOUNT
@@ -123,10 +124,10 @@ def stress(ops: int = 10_000, nr_cpus: int = 4, seed: int = 0, pages: int = 1024
     budget = max(1, int(per_cpu * rate))
     for cpu in range(nr_cpus):
         memcontrol.task_set_memcg(k, cpu, memcg)
-        k.spawn(cpu, lambda s=seeds.randrange(2**32): _task(ledger, per_cpu, s))
-        k.on_interrupt(cpu, "hardirq", lambda: _hardirq(ledger), budget=budget)
+        k.spawn(cpu, partial(_task, ledger, per_cpu, seeds.randrange(2**32)))
+        k.on_interrupt(cpu, "hardirq", partial(_hardirq, ledger), budget=budget, name="hardirq_alloc")
         if hasattr(page_alloc, "try_alloc_pages"):
-            k.on_interrupt(cpu, "nmi", lambda: _nmi(ledger), budget=budget)
+            k.on_interrupt(cpu, "nmi", partial(_nmi, ledger), budget=budget, name="nmi_try_alloc")
     start = time.perf_counter()
     result = k.run(Sprinkle(seeds.randrange(2**32), rate), trace=False)
     seconds = time.perf_counter() - start
