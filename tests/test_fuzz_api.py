@@ -54,7 +54,7 @@ class AllocatorAPI(RuleBasedStateMachine):
             return True, self.k.call(fn, *args, cpu=cpu, context=context)
         except UsageError as e:
             after = snapshot(self.k)
-            assert after == before, f"{fn.__name__}{args} in {context} was refused ({e}) but changed {diff(before, after)}"
+            assert after == before, f"{fn.__name__}{args} in {context} refused ({e}) but changed {diff(before, after)}"
             return False, None
         except KernelReport:
             self.fresh()  # a report is normal output; what the machine looks like after one is its own business
