@@ -31,11 +31,14 @@ def alloc_then_free() -> int:
     return pfn
 
 
+# @since 2
 def nmi_try_alloc_then_free() -> None:
-    """An NMI handler (a BPF program's part): ``try_alloc_pages``, and give the page back."""
-    page = page_alloc.try_alloc_pages(-1, 0)
+    """An NMI handler (a BPF program's part): ``try_alloc_pages``, and give the page back with
+    ``free_pages_nolock`` (patches 1 and 2; before them the scenario has no NMI)."""
+    page = page_alloc.try_alloc_pages(page_alloc.NUMA_NO_NODE, 0)
     if page is not None:
         page_alloc.free_pages_nolock(page, 0)
+# @end
 
 
 def alloc_free(nr_cpus: int = 2, nmis: int = 1, pages: int = 64, **options) -> Kernel:
@@ -44,8 +47,8 @@ def alloc_free(nr_cpus: int = 2, nmis: int = 1, pages: int = 64, **options) -> K
     k = small_machine(nr_cpus, pages, max_order=3, **options)
     for cpu in range(nr_cpus):
         k.spawn(cpu, alloc_then_free)
-        if nmis:
-            k.on_interrupt(cpu, "nmi", nmi_try_alloc_then_free, budget=nmis)
+        if nmis:  # @since 2
+            k.on_interrupt(cpu, "nmi", nmi_try_alloc_then_free, budget=nmis)  # @since 2
     return k
 
 
@@ -53,5 +56,7 @@ def alloc_free_outcome(kernel: Kernel, result) -> tuple:
     """Where the pages ended up: each task's pfn, each CPU's pcp count, the zone's free pages and
     its deferred list (a JSON-friendly tuple)."""
     z = kernel.zones[0]
+    #~ deferred = 0  # @until 2
+    deferred = len(z.trylock_free_pages)  # @since 2
     return (tuple(sorted(result.results.items())), tuple(p.count for p in z.per_cpu_pageset),
-            tuple(len(lst) for area in z.free_area for lst in area.free_list), len(z.trylock_free_pages))
+            tuple(len(lst) for area in z.free_area for lst in area.free_list), deferred)

@@ -3,7 +3,7 @@
 Where a search covers every schedule of a few operations, stress covers a few schedules of very many:
 each CPU's task draws operations from a seeded generator (allocate an order 0..3 block, charged to a
 memcg or not; free one of the blocks it holds), and at every scheduling point the strategy may inject
-a hard interrupt (``GFP_ATOMIC`` allocation and free) or, from patch 1 on, an NMI
+a hard interrupt (``GFP_ATOMIC`` allocation and free) or, from patch 2 on, an NMI
 (``try_alloc_pages`` and ``free_pages_nolock``).  Along the way a ledger of the pages handed out
 catches a page given to two holders; at the end every task frees what it holds and the page
 conservation invariant (:func:`~tryalloc.mm.debug.check_invariants`), memcg's books
@@ -105,12 +105,14 @@ def _hardirq(ledger: Ledger) -> None:
         page_alloc.__free_pages(page, 0)
 
 
+# @since 2
 def _nmi(ledger: Ledger) -> None:
     page = page_alloc.try_alloc_pages(page_alloc.NUMA_NO_NODE, 0)
     ledger.taken(page, 0)
     if page is not None:
         ledger.returned(page, 0)
         page_alloc.free_pages_nolock(page, 0)
+# @end
 
 
 def stress(ops: int = 10_000, nr_cpus: int = 4, seed: int = 0, pages: int = 1024, rate: float = 0.01) -> StressResult:
@@ -126,8 +128,7 @@ def stress(ops: int = 10_000, nr_cpus: int = 4, seed: int = 0, pages: int = 1024
         memcontrol.task_set_memcg(k, cpu, memcg)
         k.spawn(cpu, partial(_task, ledger, per_cpu, seeds.randrange(2**32)))
         k.on_interrupt(cpu, "hardirq", partial(_hardirq, ledger), budget=budget, name="hardirq_alloc")
-        if hasattr(page_alloc, "try_alloc_pages"):
-            k.on_interrupt(cpu, "nmi", partial(_nmi, ledger), budget=budget, name="nmi_try_alloc")
+        k.on_interrupt(cpu, "nmi", partial(_nmi, ledger), budget=budget, name="nmi_try_alloc")  # @since 2
     start = time.perf_counter()
     result = k.run(Sprinkle(seeds.randrange(2**32), rate), trace=False)
     seconds = time.perf_counter() - start
