@@ -52,7 +52,11 @@ class ExploreResult:
         """The failure with the fewest scheduling choices: the easiest counterexample to read."""
         if not self.failures:
             return None
-        return min(self.failures, key=lambda f: (len(decode(f.replay)[1]), sum(decode(f.replay)[1])))
+        def size(failure):
+            choices = decode(failure.replay)[1]
+            return len(choices), sum(choices)  # fewest decisions, then the least unusual ones
+
+        return min(self.failures, key=size)
 
     def summary(self) -> str:
         """A few lines for a person: how much was searched and the shortest counterexample."""
@@ -106,6 +110,7 @@ def explore(build: Callable, *, preemption_bound: int | None = 2, max_executions
     ``executor`` (a process pool, a ``dask.distributed.Client``) or ``workers=N`` (a local process
     pool) splits the tree at ``split_depth`` choices and explores the subtrees in parallel
     (:mod:`tryalloc.kernel.parallel`); ``build``, ``check`` and ``outcome`` must then be picklable.
+    The result's :attr:`~ExploreResult.shortest` is the failure with the fewest choices.
     """
     if reduce and preemption_bound is not None:
         raise InvalidArgumentError(

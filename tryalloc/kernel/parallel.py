@@ -89,9 +89,8 @@ def explore_parallel(build: Callable, *, executor, workers: int | None, split_de
     check_picklable(build=build, check=check, outcome=outcome)
     start = time.perf_counter()
     subtrees, result = split(build, preemption_bound, reduce, split_depth, check, outcome)
-    if stop_on_failure and result.failures:
-        subtrees = []  # a failure above the split depth already ends the search
-        result.complete = False
+    if stop_on_failure and result.failures:  # a failure above the split depth already ends the search
+        result.complete = not subtrees
     else:
         result.complete = _run_subtrees(executor, workers, subtrees, result, progress, build, preemption_bound,
                                         reduce, check, outcome, stop_on_failure, max_executions)
