@@ -26,6 +26,7 @@ name raises :class:`~tryalloc.errors.ConfigError`.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -209,7 +210,8 @@ def enabled(name: str):
 
 @dataclass(frozen=True)
 class Run:
-    """How a run of some tests went: the mutant enabled (if any), pytest's exit status, its summary."""
+    """How a run of some tests went: the mutant enabled (if any), pytest's exit status, and its summary
+    line without the time it took (``"2 failed"``)."""
 
     mutant: str | None
     returncode: int
@@ -237,12 +239,13 @@ def run_tests(tests, *, mutant_name: str | None = None, runxfail: bool = False, 
     env = {key: value for key, value in os.environ.items() if key != ENV}
     if mutant_name is not None:
         env[ENV] = mutant_name
-    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
+    args = [sys.executable, "-m", "pytest", "-q", "--color=no", "-p", "no:cacheprovider", *tests]
     if runxfail:
         args.append("--runxfail")
     proc = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    return Run(mutant_name, proc.returncode, lines[-1] if lines else proc.stderr.strip()[-200:])
+    summary = lines[-1] if lines else proc.stderr.strip()[-200:]
+    return Run(mutant_name, proc.returncode, re.sub(r" in [\d.]+s( \([^)]*\))?$", "", summary))
 
 
 def kill(m: Mutant, root: Path | None = None) -> Run:
