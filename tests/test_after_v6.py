@@ -101,3 +101,17 @@ def test_page_owner_does_not_spin_for_a_nolock_allocation():
     assert handle not in (0, po.dummy_handle, po.failure_handle)
     assert not [e for e in k.events if e[3] == "kmalloc" or e[4] == "stack_list_lock"]
     assert len(k.page_owner.stack_list) == listed
+
+
+@pytest.mark.rule("S9.5.2")
+def test_as_posted_the_depot_refuses_ordinary_saves_a_pool_and_lets_try_alloc_pages_spin():
+    """S9.5.2 (the stack depot's part; the memcg part comes with patch 4): under the as-posted switch an
+    ordinary GFP_KERNEL allocation's page_owner save may not allocate the depot's first pool, so its
+    page gets the failure stack, while the save for try_alloc_pages takes pool_lock by spinning."""
+    from tryalloc.mm import page_owner as po
+
+    k = small_machine(page_owner=True, spin_polarity="as_posted")
+    page = k.call(A.alloc_pages, G.GFP_KERNEL, 0)
+    assert k.mem_map.owner_alloc_handle[page.pfn] == po.failure_handle
+    k.call(A.try_alloc_pages, 0, 0)
+    assert "raw_spin_lock_irqsave" in [e[3] for e in k.events if e[4] == "pool_lock"]
