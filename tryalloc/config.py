@@ -55,7 +55,8 @@ class Config:
     spin_polarity
         ``"fixed"`` (the default): ``gfpflags_allow_spinning()`` is true when the mask has a reclaim
         bit, as its comment and every caller intend.  ``"as_posted"``: the inverted test of v6..v9
-        (spec 0.5), which f90b474a3574 corrected before 6.15; it applies at levels 1..6 only.
+        (spec 0.5), which f90b474a3574 corrected before 6.15; it applies at levels 1..6 only (at
+        6.15 the same inverted test is the mutant ``as-posted-polarity`` of :mod:`tryalloc.series.mutants`).
     """
 
     nr_cpus: int = 2

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from array import array
 
-from ..errors import BadPageError, ContextError, InvalidArgumentError
+from ..errors import BadPageError, ContextError, InvalidArgumentError, VMBugError
 from ..kernel.machine import initcall
 from ..kernel.sched import running
 from ..lib.llist import llist_node
@@ -351,6 +351,12 @@ def dump_page(page: Page, reason: str) -> str:
     lines.append(f"flags: {format_page_flags(mm.flags[pfn])}")
     lines.append(f"page dumped because: {reason}")
     return "\n".join(lines)
+
+
+def vm_bug_on_page(page: Page, condition: str) -> VMBugError:
+    """The report of a failed ``VM_BUG_ON_PAGE(condition, page)``: ``dump_page`` naming the condition, then
+    ``BUG()``; the caller raises it before changing anything."""
+    return VMBugError(dump_page(page, f"VM_BUG_ON_PAGE({condition})"))
 
 
 def bad_page(page: Page, reason: str) -> BadPageError:

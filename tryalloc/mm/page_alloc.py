@@ -74,6 +74,7 @@ from ..kernel.preempt import (
 from ..kernel.sched import declare_ops, event, running
 from ..lib.debugobjects import debug_check_no_obj_freed
 from ..lib.llist import llist_add, llist_del_all, llist_empty, llist_for_each
+from ..series.mutants import mutant
 from ..trace import (
     trace_mm_page_alloc,
     trace_mm_page_alloc_extfrag,
@@ -120,6 +121,7 @@ from .page import (
     put_page_testzero,
     set_page_private,
     set_page_refcounted,
+    vm_bug_on_page,
 )
 
 declare_ops("watermark-refused", "fail_page_alloc", "warn_alloc", "wakeup_kswapd", "direct_reclaim")
@@ -415,7 +417,7 @@ def rmqueue_bulk(z: zone, order: int, count: int, lst, migratetype: int, alloc_f
         if flags is None:
             return 0
     else:
-        flags = spin_lock_irqsave(z.lock)
+        flags = (mutant("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
     # @end
     i = 0
     while i < count:
@@ -454,7 +456,7 @@ def rmqueue_buddy(preferred_zone: zone, z: zone, order: int, alloc_flags: int, m
         if flags is None:
             return None
     else:
-        flags = spin_lock_irqsave(z.lock)
+        flags = (mutant("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
     # @end
     page = None
     if alloc_flags & ALLOC_HIGHATOMIC:
@@ -1043,7 +1045,7 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
     # no slow path: it would reclaim, compact, wake kswapd, OOM, warn ... all of which take locks
     page = get_page_from_freelist(gfp, order, alloc_flags, ac)
     # @since 6.15
-    if page is not None:
+    if page is not None and not mutant("missing-refcount"):
         set_page_refcounted(page)  # 2985dae1e521 (S9.6.1): the page came out frozen
     # @end
     # @since 5
@@ -1096,8 +1098,8 @@ def _check_free(page: Page, order: int, extra_ref: int = 0) -> None:
     if page.pfn + (1 << order) > page.mem_map.nr_pages or page.pfn & ((1 << order) - 1):
         raise bad_page(page, f"pfn is not the start of an order-{order} block")
     if PageHead(page) and compound_order(page) != order and cfg.debug_vm:
-        raise bad_page(page, f"VM_BUG_ON_PAGE(compound && compound_order(page) != order): compound page of "
-                             f"order {compound_order(page)} freed with order {order}")
+        raise vm_bug_on_page(page, f"compound && compound_order(page) != order: compound page of order "
+                                   f"{compound_order(page)} freed with order {order}")
     if cfg.debug_vm and order:
         mm, head = page.mem_map, page.pfn
         for pfn in range(head + 1, head + (1 << order)):
@@ -1216,7 +1218,7 @@ def free_one_page(z: zone, page: Page, pfn: int, order: int, fpi_flags: int) -> 
             add_page_to_zone_llist(z, page, order)
             return
     else:
-        flags = spin_lock_irqsave(z.lock)
+        flags = (mutant("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
     # @end
     # @since 2
     if not llist_empty(z.trylock_free_pages) and not fpi_flags & FPI_TRYLOCK:
