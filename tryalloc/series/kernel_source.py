@@ -13,7 +13,7 @@ path (``mm/page_alloc.c``, optionally ``#L123``) it is the file at that tag.  Th
     {kernel}`try_alloc_pages@v6.15`        at another tag
     {kernel}`mm/page_alloc.c@v6.15#L7364`  a file (and line) at a tag
 
-and docstrings write the same with ``:kernel:``.  A name or tag the table does not know raises
+and a docstring writes the same role reST-style, with a colon on each side of ``kernel``.  A name or tag the table does not know raises
 :class:`~tryalloc.errors.InvalidArgumentError`, which fails the book's build.
 """
 from __future__ import annotations
@@ -75,7 +75,7 @@ _TABLE: dict[str, tuple[str, tuple[str, ...]]] = {
     "gfpflags_allow_spinning": ("include/linux/gfp.h", _NEW),
     "gfpflags_allow_blocking": ("include/linux/gfp.h", _BOTH),
     "ALLOC_TRYLOCK": ("mm/internal.h", _NEW),
-    "localtry_lock_t": ("include/linux/local_lock_internal.h", _NEW),
+    "local_trylock_t": ("include/linux/local_lock_internal.h", _NEW),
     # the free path
     "__free_pages": (_PA, _BOTH),
     "___free_pages": (_PA, _NEW),
