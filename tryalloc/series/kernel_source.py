@@ -13,8 +13,9 @@ path (``mm/page_alloc.c``, optionally ``#L123``) it is the file at that tag.  Th
     {kernel}`try_alloc_pages@v6.15`        at another tag
     {kernel}`mm/page_alloc.c@v6.15#L7364`  a file (and line) at a tag
 
-and a docstring writes the same role reST-style, with a colon on each side of ``kernel``.  A name or tag the table does not know raises
-:class:`~tryalloc.errors.InvalidArgumentError`, which fails the book's build.
+and a docstring writes the same role reST-style, with a colon on each side of ``kernel``.  A name or
+tag the table does not know raises :class:`~tryalloc.errors.InvalidArgumentError`, which fails the
+book's build.
 """
 from __future__ import annotations
 
