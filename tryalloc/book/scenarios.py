@@ -8,6 +8,10 @@ it and ``alloc_pages(GFP_ATOMIC)`` otherwise.  The result is an :class:`NmiOutco
 deadlocked, what the program got, and the program's lock operations, read from the event log
 (:func:`program_lock_ops`, which also reads the log of a program attached anywhere else).
 
+:func:`nmi_free_on_lock` is its counterpart on the free side (patch 2): the NMI frees a block
+instead, and :class:`NmiFreeOutcome` says where the block went: the pcp list, buddy, or the zone's
+deferred list.
+
 Every scenario takes the level's package (``series.load("1")``) as its first argument, so one call runs
 the same schedule on any level.
 """
@@ -57,9 +61,7 @@ def program_lock_ops(events) -> tuple[tuple[str, str], ...]:
     start = next((i for i, e in enumerate(events) if e[3] == "bpf_prog_run"), None)
     if start is None:
         return ()
-    ctx = events[start][2]
-    return tuple((op, obj) for _, _, c, op, obj in events[start:]
-                 if c == ctx and obj and ("lock" in op or op == "trylock-failed"))
+    return _context_lock_ops(events[start:], events[start][2])
 
 
 def trylocks(ops, lock: str) -> tuple[int, int]:
@@ -109,3 +111,66 @@ def nmi_program_on_lock(L, *, task_order: int = 0, program_order: int = 0, op: s
                                    f"so no NMI arrived")
     program_got = "" if not got else ("NULL" if got[0] is None else "a page")
     return NmiOutcome(title, program_got, program_lock_ops(events), events)
+
+
+@dataclass(frozen=True)
+class NmiFreeOutcome:
+    """What one run of :func:`nmi_free_on_lock` did: ``report`` as in :class:`NmiOutcome`;
+    ``program_ops`` the NMI's lock operations; :attr:`went` where the NMI put the block."""
+
+    report: str
+    program_ops: tuple[tuple[str, str], ...]
+
+    def trylocks(self, lock: str) -> tuple[int, int]:
+        """``(tried, failed)``: how often the NMI tried ``lock``, and how often that failed."""
+        return trylocks(self.program_ops, lock)
+
+    @property
+    def went(self) -> str:
+        """Where the NMI put the block, read from its lock operations (the task may reuse the block
+        later, so the page states at the end would not tell): ``"pcp"`` when it got its pcp lock,
+        ``"buddy"`` when it got ``zone->lock``, ``"deferred"`` (the zone's lock-free list) when it got
+        neither, ``""`` when a report stopped the run."""
+        if self.report:
+            return ""
+        held = {obj for op, obj in self.program_ops if "unlock" in op}
+        if any(obj.startswith("pcp->lock") for obj in held):
+            return "pcp"
+        return "buddy" if "zone->lock" in held else "deferred"
+
+
+def nmi_free_on_lock(L, free, *, free_order: int = 4, task_order: int = 4, op: str = "acquired",
+                     lock: str = "zone->lock", preempt_rt: bool = False) -> NmiFreeOutcome:
+    """A task on CPU 0 allocates ``task_order``; an NMI arriving the first time the task announces
+    ``op`` on ``lock`` frees a block of ``free_order`` allocated beforehand, with ``free`` (a function
+    of the level, such as ``L.mm.page_alloc.free_pages_nolock``).  One CPU, 256 pages, watermarks 0.
+
+    A point the task never reaches raises :class:`~tryalloc.errors.InvalidArgumentError`.
+    """
+    A, G = L.mm.page_alloc, L.include.gfp
+    k = L.Kernel(nr_cpus=1, pages_per_node=256, max_order=5, pageblock_order=5, memcg=False,
+                 preempt_rt=preempt_rt)
+    A.setup_per_zone_wmarks(k, 0)
+    victim = k.call(A.alloc_pages, G.GFP_KERNEL, free_order)
+    k.call(A.drain_all_pages)
+    k.spawn(0, lambda: A.alloc_pages(G.GFP_KERNEL, task_order))
+    k.on_interrupt(0, "nmi", lambda: free(victim, free_order))
+    title = ""
+    try:
+        k.run(L.Scripted(L.When(cpu=0, op=op, obj=lock, inject="nmi")))
+    except L.KernelReport as report:
+        title, events = report.title, tuple(report.events)
+    else:
+        events = tuple(k.events)
+    if not any(ctx.endswith("nmi") for _, _, ctx, _, _ in events):
+        raise InvalidArgumentError(f"nmi_free_on_lock: the task never announced {op!r} on {lock!r}, "
+                                   f"so no NMI arrived")
+    return NmiFreeOutcome(title, _context_lock_ops(events, "nmi"))
+
+
+def _context_lock_ops(events, suffix: str) -> tuple[tuple[str, str], ...]:
+    """The lock operations of the first context whose name ends with ``suffix``, from its first event."""
+    first = next(i for i, e in enumerate(events) if e[2].endswith(suffix))
+    ctx = events[first][2]
+    return tuple((op, obj) for _, _, c, op, obj in events[first:]
+                 if c == ctx and obj and ("lock" in op or op == "trylock-failed"))
