@@ -132,3 +132,14 @@ def test_code_cells_fit_88_columns(page):
     long = [f"{page.name}: {line[:60]}..." for _, src in _cells(page) if "viz." not in src
             for line in src.splitlines() if len(line) > 88]
     assert long == []
+
+
+def test_no_part_opens_with_a_chapter_of_its_own_name():
+    """The sidebar would read "The machine > The machine"."""
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    for part in toc["parts"]:
+        first = ROOT / f"{part['chapters'][0]['file']}.md"
+        title = re.search(r"^# (.+)$", first.read_text(), re.M).group(1)
+        assert title.strip().lower() != part["caption"].strip().lower(), first.name

@@ -6,7 +6,14 @@ import pytest
 from machines import small_machine
 
 from tryalloc import Scripted, When, explore
-from tryalloc.errors import BadPageError, DeadlockError, InvalidArgumentError, InvalidContextError, InvariantError
+from tryalloc.errors import (
+    BadPageError,
+    DeadlockError,
+    InvalidArgumentError,
+    InvalidContextError,
+    InvariantError,
+    VmBugError,
+)
 from tryalloc.include import gfp as G
 from tryalloc.kernel.locking import spin_lock_irqsave, spin_unlock_irqrestore
 from tryalloc.mm import page as P
@@ -159,8 +166,12 @@ def test_compound_freed_with_other_order_raises_R8_1():
     k = small()
     p = k.call(A.alloc_pages, G.GFP_KERNEL | G.__GFP_COMP, 2)
     before = snapshot(k)
-    with pytest.raises(BadPageError, match="compound_order"):
+    # the kernel's check is VM_BUG_ON_PAGE: a page dump, then BUG(), not bad_page()'s "Bad page state"
+    with pytest.raises(VmBugError, match="compound_order") as info:
         k.call(A.__free_pages, p, 1)
+    assert not isinstance(info.value, BadPageError)
+    assert info.value.title == "kernel BUG at mm/page_alloc.c!"
+    assert "page dumped because: VM_BUG_ON_PAGE(compound && compound_order(page) != order)" in info.value.report
     assert snapshot(k) == before and P.page_ref_count(p) == 1  # the stored order was not substituted
     check_invariants(k)
 

@@ -96,10 +96,19 @@ class InvalidContextError(KernelReport):
 
 
 class BadPageError(KernelReport):
-    """The kernel's "BUG: Bad page state": a double free, a free with the wrong order, a free of a
-    page never allocated, a refcount underflow.  Raised before the model changes anything."""
+    """The kernel's "BUG: Bad page state" (``bad_page()``): a double free, a free of a block that
+    does not start at its order's alignment, a page never allocated, a refcount underflow.  Raised
+    before the model changes anything."""
 
     title = "BUG: Bad page state"
+
+
+class VmBugError(KernelReport):
+    """A failed ``VM_BUG_ON_PAGE`` of a ``CONFIG_DEBUG_VM`` kernel: the page is dumped (``page dumped
+    because:`` names the condition) and the kernel BUGs, "kernel BUG at <file>!".  The model raises it
+    before changing anything; a compound page freed with an order other than its own is one."""
+
+    title = "kernel BUG"
 
 
 class MemcgAccountingError(KernelReport):

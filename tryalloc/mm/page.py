@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from array import array
 
-from ..errors import BadPageError, ContextError, InvalidArgumentError
+from ..errors import BadPageError, ContextError, InvalidArgumentError, VmBugError
 from ..kernel.machine import initcall
 from ..kernel.sched import running
 from ..lib.llist import llist_node
@@ -338,6 +338,12 @@ def dump_page(page: Page, reason: str) -> str:
     lines.append(f"flags: {format_page_flags(mm.flags[pfn])}")
     lines.append(f"page dumped because: {reason}")
     return "\n".join(lines)
+
+
+def vm_bug_on_page(page: Page, condition: str, where: str = "mm/page_alloc.c") -> VmBugError:
+    """The report of a failed ``VM_BUG_ON_PAGE(condition, page)`` in ``where``: ``dump_page()`` with the
+    condition as its reason, under the title "kernel BUG at <where>!"; the caller raises it."""
+    return VmBugError(dump_page(page, f"VM_BUG_ON_PAGE({condition})"), title=f"kernel BUG at {where}!")
 
 
 def bad_page(page: Page, reason: str) -> BadPageError:

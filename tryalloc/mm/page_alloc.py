@@ -16,7 +16,8 @@ there that allocates spins on the lock its own CPU holds.  That is the deadlock 
 
 Model choices (each said again where it applies): bad input (an order out of range, an unknown node)
 raises :class:`~tryalloc.errors.InvalidArgumentError` where the kernel WARNs and returns NULL; a bad
-free raises :class:`~tryalloc.errors.BadPageError` before any state changes; no reclaim, compaction
+free raises :class:`~tryalloc.errors.BadPageError` (or, for a compound page freed with another order,
+the ``VM_BUG_ON_PAGE`` report :class:`~tryalloc.errors.VmBugError`) before any state changes; no reclaim, compaction
 or OOM (the slow path's effects on locks and contexts only); pcp ``high`` is fixed.
 """
 from __future__ import annotations
@@ -102,6 +103,7 @@ from .page import (
     put_page_testzero,
     set_page_private,
     set_page_refcounted,
+    vm_bug_on_page,
 )
 
 # free-page-internal flags
@@ -888,8 +890,7 @@ def _check_free(page: Page, order: int, extra_ref: int = 0) -> None:
     if page.pfn + (1 << order) > page.mem_map.nr_pages or page.pfn & ((1 << order) - 1):
         raise bad_page(page, f"pfn is not the start of an order-{order} block")
     if PageHead(page) and compound_order(page) != order and cfg.debug_vm:
-        raise bad_page(page, f"VM_BUG_ON_PAGE(compound && compound_order(page) != order): compound page of "
-                             f"order {compound_order(page)} freed with order {order}")
+        raise vm_bug_on_page(page, "compound && compound_order(page) != order")
     if cfg.debug_vm and order:
         mm, head = page.mem_map, page.pfn
         for pfn in range(head + 1, head + (1 << order)):
