@@ -187,8 +187,8 @@ def _escape(text: str) -> str:
 
 
 def _cite(ref: str, version: str) -> str:
-    if _MESSAGE_ID.match(ref):
-        return f"[{_escape(ref)}]({lore(ref)})"
+    if _MESSAGE_ID.match(ref):  # the link text is the id's local part: the full id would not wrap
+        return f"[{_escape(ref.split('@')[0][:24])}]({lore(ref)})"
     if _COMMIT.match(ref):
         return f"commit `{ref[:12]}`"
     path, _, function = ref.partition(": ")
@@ -215,15 +215,24 @@ def table(traces: Iterable[Trace], pages: Collection[str] = ()) -> str:
     """
     rows = []
     for t in traces:
-        named = {name.split("::")[0] for name in t.functions}
-        checks = [f"`{name}`" for name in t.functions] + [f"`{Path(f).name}`" for f in t.tests
-                                                         if Path(f).name not in named]
+        checks = _checks(t)
         chapters = ", ".join(f"{{doc}}`/{page}`" if page in pages else f"`{page}.md` (draft)"
                              for page in t.chapters) or "-"
         cites = "; ".join(_cite(c, _version(t.rule)) for c in t.rule.cites)
         rule = f'<span id="{anchor(t.rule.id)}"></span>**{t.rule.id}**<br>holds at {_escape(holds_at(t.rule))}'
         rows.append([rule, _escape(t.rule.statement), "<br>".join(checks) or "**untested**", chapters, cites])
     return markdown_table(["rule", "statement", "checked by", "shown in", "source"], rows)
+
+
+def _checks(t: Trace) -> list[str]:
+    """Per test file, its file name and the test functions naming the rule (the file alone when only
+    its docstring or comments do), one file per line of the cell."""
+    by_file: dict[str, list[str]] = {Path(f).name: [] for f in t.tests}
+    for name in t.functions:
+        file, _, function = name.partition("::")
+        by_file.setdefault(file, []).append(function)
+    return [f"`{file}`" + (": " + ", ".join(f"`{fn}`" for fn in fns) if fns else "")
+            for file, fns in by_file.items()]
 
 
 def summary(traces: Iterable[Trace]) -> dict[str, int]:
