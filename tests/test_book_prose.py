@@ -143,3 +143,17 @@ def test_no_part_opens_with_a_chapter_of_its_own_name():
         first = ROOT / f"{part['chapters'][0]['file']}.md"
         title = re.search(r"^# (.+)$", first.read_text(), re.M).group(1)
         assert title.strip().lower() != part["caption"].strip().lower(), first.name
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if "## Exercises" in p.read_text()], ids=IDS.get)
+def test_exercises_end_the_page_and_hide_their_answers(page):
+    """Two to four exercises, last on the page; the reader's cells hide their output in the book and
+    the answers sit in collapsed admonitions whose values the run computed."""
+    section = page.read_text().split("## Exercises", 1)[1]
+    assert "\n## " not in section, f"{page.name}: the exercises are not the last section"
+    assert 2 <= len(re.findall(r"^\*\*\d\. ", section, re.M)) <= 4
+    answers = re.findall(r":::\{admonition\} Answers?\n:class: dropdown\n(.*?)\n:::", section, re.S)
+    assert answers and all("{eval}" in a or "{kernel}" in a or "{rule}" in a for a in answers)
+    for head, _ in re.findall(r"```\{code-cell\}[^\n]*\n((?::[^\n]*\n)*)(.*?)\n```", section, re.S):
+        if head:
+            assert "remove-output" in head, f"{page.name}: an exercise cell shows its answer"
