@@ -8,7 +8,6 @@ from tryalloc import series
 from tryalloc.book import scenarios
 from tryalloc.errors import InvalidArgumentError
 
-
 # the scenarios compare levels, which only the package with its level markers can generate (make
 # test-levels runs the suite on generated levels, whose markers are stripped)
 pytestmark = pytest.mark.skipif("+++ b/tryalloc/mm/page_alloc.py" not in series.patch_diff("0", "1"),

@@ -157,10 +157,11 @@ def as_image(fig, dpi: int = 120):
     return Image(data=buf.getvalue(), format="png")
 
 
-#: What a table cell keeps as written: code spans, roles, and the two HTML tags the tables use on purpose
-#: (a line break and an empty anchor).  Anything else that looks like a tag, such as a page's repr
-#: ``<page pfn:0x0>``, is escaped, or Markdown would read it as HTML and the browser drop it.
-_CELL_KEEP = re.compile(r"(\{[\w:]+\}`[^`]*`|`[^`]*`|<br>|<span id=\"[\w.-]+\"></span>)")
+#: What a table cell keeps as written: code spans, roles, and the HTML tags the tables use on purpose (a
+#: line break, an empty anchor, and code with break opportunities, ``<code>a_<wbr>b</code>``).  Anything
+#: else that looks like a tag, such as a page's repr ``<page pfn:0x0>``, is escaped, or Markdown would
+#: read it as HTML and the browser drop it.
+_CELL_KEEP = re.compile(r"(\{[\w:]+\}`[^`]*`|`[^`]*`|<br>|<wbr>|</?code>|<span id=\"[\w.-]+\"></span>)")
 
 
 def _cell(value) -> str:

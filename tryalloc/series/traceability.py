@@ -105,8 +105,8 @@ def _test_defs(tree: ast.Module):
 
 
 def holds_at(rule: Rule) -> str:
-    """Where ``rule`` holds, compactly: ``"1-6.15"``, ``"0, 6.15"``, or the versions note of a rule that
-    holds at no modelled level."""
+    """Where ``rule`` holds, compactly: ``"from 1"`` (and still in the latest kernel the registry knows),
+    ``"1-6"``, ``"0, 6.15"``, or the versions note of a rule that holds at no modelled level."""
     if rule.since is None:
         return rule.versions or "-"
     order = LEVELS + LATER
@@ -119,7 +119,9 @@ def holds_at(rule: Rule) -> str:
         elif now:
             runs.append([level])
         previous = now
-    return ", ".join(run[0] if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
+    last = order[-1]
+    return ", ".join(f"from {run[0]}" if run[-1] == last and len(run) > 1 else
+                     run[0] if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
 
 
 def _read(root: Path, pattern: str, skip: str | None = None) -> dict[str, str]:
@@ -187,8 +189,10 @@ def _escape(text: str) -> str:
 
 
 def _cite(ref: str, version: str) -> str:
-    if _MESSAGE_ID.match(ref):  # the link text is the id's local part: the full id would not wrap
-        return f"[{_escape(ref.split('@')[0][:24])}]({lore(ref)})"
+    if _MESSAGE_ID.match(ref):  # the link text is short (the full id would not wrap): git's date.pid-n
+        local = ref.split("@")[0]
+        short = re.match(r"^\d{14}\.\d+-\d+", local)
+        return f"[{_escape(short.group(0) if short else local[:24])}]({lore(ref)})"
     if _COMMIT.match(ref):
         return f"commit `{ref[:12]}`"
     path, _, function = ref.partition(": ")
@@ -205,8 +209,8 @@ def _version(rule: Rule) -> str:
 
 def table(traces: Iterable[Trace], pages: Collection[str] = ()) -> str:
     """The traceability table in Markdown: the rule (its id, which carries the row's anchor, and the
-    levels where it holds), its statement, the tests that check it, the chapters that show it, and where
-    it comes from (lore mails, commits, and kernel files at v6.13 or v6.15).
+    levels where it holds), its statement and where it comes from (lore mails, commits, and kernel files
+    at v6.13 or v6.15), the tests that check it, and the chapters that show it.
 
     A rule no test names reads **untested**; a test file that names a rule outside any test function is
     listed by its file name.  A chapter among ``pages`` (docnames the book builds, see :func:`toc_pages`)
@@ -220,8 +224,9 @@ def table(traces: Iterable[Trace], pages: Collection[str] = ()) -> str:
                              for page in t.chapters) or "-"
         cites = "; ".join(_cite(c, _version(t.rule)) for c in t.rule.cites)
         rule = f'<span id="{anchor(t.rule.id)}"></span>**{t.rule.id}**<br>holds at {_escape(holds_at(t.rule))}'
-        rows.append([rule, _escape(t.rule.statement), "<br>".join(checks) or "**untested**", chapters, cites])
-    return markdown_table(["rule", "statement", "checked by", "shown in", "source"], rows)
+        statement = f"{_escape(t.rule.statement)}<br>Source: {cites}"
+        rows.append([rule, statement, "<br>".join(checks) or "**untested**", chapters])
+    return markdown_table(["rule", "statement and source", "checked by", "shown in"], rows)
 
 
 def _checks(t: Trace) -> list[str]:
@@ -231,8 +236,14 @@ def _checks(t: Trace) -> list[str]:
     for name in t.functions:
         file, _, function = name.partition("::")
         by_file.setdefault(file, []).append(function)
-    return [f"`{file}`" + (": " + ", ".join(f"`{fn}`" for fn in fns) if fns else "")
+    return [_breakable(file) + (": " + ", ".join(_breakable(fn) for fn in fns) if fns else "")
             for file, fns in by_file.items()]
+
+
+def _breakable(name: str) -> str:
+    """A code literal the browser may break after each underscore: long test names would otherwise make
+    their column as wide as the longest name."""
+    return "<code>" + _escape(name).replace("\\_", "\\_<wbr>") + "</code>"
 
 
 def summary(traces: Iterable[Trace]) -> dict[str, int]:
