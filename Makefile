@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test test-levels site-test lint bench clean
+.PHONY: book test test-levels site-test binder-test lint bench clean
 LEVELS := 0 1 2 3 4 5 6 6.15
 
 $(STAMP): requirements.txt pyproject.toml
@@ -40,6 +40,11 @@ test-levels: $(STAMP)
 ## missing or stale build or browser fails here instead of being skipped
 site-test: $(STAMP)
 	TRYALLOC_SITE=required $(VENV)/bin/pytest -q -m site
+
+## binder-test: install .binder/requirements.txt into a fresh venv, run postBuild, start JupyterLab on
+## 127.0.0.1 and run one chapter of each part in headless Chromium (a few minutes, mostly the install)
+binder-test: $(STAMP)
+	TRYALLOC_BINDER=required $(VENV)/bin/pytest -q -m binder
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

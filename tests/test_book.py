@@ -68,7 +68,8 @@ def test_no_ipynb_under_book():
 def test_config_is_strict_and_points_at_the_repository():
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert cfg["only_build_toc_files"] is True
-    assert cfg["execute"]["execute_notebooks"] == "force"
+    # inline: every build runs every cell (no cache), and {eval} roles read the running kernel
+    assert cfg["execute"]["execute_notebooks"] == "inline"
     assert cfg["execute"]["allow_errors"] is False
     assert cfg["sphinx"]["config"]["nb_execution_raise_on_error"] is True
     assert cfg["repository"]["branch"] == "main"
@@ -96,6 +97,9 @@ def test_show_source_refuses_what_has_no_source():
 def test_markdown_table_escapes_pipes_and_checks_row_width():
     table = book.markdown_table(["a", "b"], [["x|y", "z"]])
     assert table.splitlines() == ["| a | b |", "| --- | --- |", "| x\\|y | z |"]
+    # a repr that looks like an HTML tag is escaped, code spans, roles and the two kept tags are not
+    cell = book.markdown_table(["a"], [["gets <page pfn:0x0>; `<code>` {rule}`x <y>`<br>"]]).splitlines()[2]
+    assert cell == "| gets &lt;page pfn:0x0&gt;; `<code>` {rule}`x <y>`<br> |"
     with pytest.raises(InvalidArgumentError, match="2 cells"):
         book.markdown_table(["a", "b"], [["only one"]])
 

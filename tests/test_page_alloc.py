@@ -6,7 +6,13 @@ import pytest
 from machines import small_machine
 
 from tryalloc import Scripted, When, explore
-from tryalloc.errors import BadPageError, DeadlockError, InvalidArgumentError, InvalidContextError, InvariantError
+from tryalloc.errors import (
+    BadPageError,
+    DeadlockError,
+    InvalidArgumentError,
+    InvalidContextError,
+    InvariantError,
+)
 from tryalloc.include import gfp as G
 from tryalloc.kernel.locking import spin_lock_irqsave, spin_unlock_irqrestore
 from tryalloc.mm import page as P

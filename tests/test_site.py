@@ -376,3 +376,26 @@ def test_next_and_previous_links_walk_the_table_of_contents(server, page):
 
     assert walk(DOCNAMES[0], "a.right-next") == DOCNAMES
     assert walk(DOCNAMES[-1], "a.left-prev") == DOCNAMES[::-1]
+
+
+@pytest.mark.site
+def test_rule_kernel_and_glossary_links_of_the_chapters_resolve():
+    """The {rule} role links a rule's row (an anchor of the traceability page), {term} a glossary entry,
+    {kernel} the source browser at a tag; every chapter that uses them gets working links."""
+    _check_built()
+    traceability = _parse(SITE / "book" / "appendix" / "traceability.html").ids
+    glossary = _parse(SITE / "book" / "appendix" / "glossary.html").ids
+    kinds = {"rule": 0, "term": 0, "kernel": 0}
+    for path in (SITE / "book").rglob("*.html"):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for anchor in re.findall(r'class="rule reference external" href="[^"#]*traceability\.html#([^"]+)"', text):
+            assert anchor in traceability, f"{path.name}: no rule row #{anchor}"
+            kinds["rule"] += 1
+        for anchor in re.findall(r'href="[^"#]*glossary\.html#(term-[^"]+)"', text):
+            assert unquote(anchor) in glossary, f"{path.name}: no glossary entry #{anchor}"
+            kinds["term"] += 1
+        for url in re.findall(r'class="kernel-source reference external" href="([^"]+)"', text):
+            assert re.fullmatch(r"https://elixir\.bootlin\.com/linux/v6\.1[35]/(C/ident/\w+|source/[\w./-]+(#L\d+)?)",
+                                url), url
+            kinds["kernel"] += 1
+    assert all(kinds.values()), kinds

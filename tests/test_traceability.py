@@ -88,16 +88,42 @@ def test_table_marks_untested_rules_and_escapes_markdown(tmp_path):
     r = dataclasses.replace(RULES[0], statement="__GFP_ZERO costs $1 | [sic] *x*.",
                             cites=("1234@example.org", "97769a53f117e2f33864c587d85992ee35194ecf", "mm/x.c: f()"))
     untested = traceability.Trace(r, (), ("book/ch/one",))
-    tested = traceability.Trace(r, ("tests/test_a.py", "tests/test_b.py"), ())
+    tested = traceability.Trace(r, ("tests/test_a.py", "tests/test_b.py"), (), ("test_a.py::test_one",))
     draft = traceability.Trace(r, (), ("book/ch/two",))
     lines = traceability.table([untested, tested, draft], pages={"book/ch/one"}).splitlines()
-    assert lines[0] == "| id | statement | tests | chapter | citation |" and len(lines) == 5
+    assert lines[0] == "| rule | statement and source | checked by | shown in |" and len(lines) == 5
+    assert f'<span id="{traceability.anchor(r.id)}"></span>**{r.id}**' in lines[2]
+    assert f"holds at {traceability.holds_at(r)}" in lines[2]
     assert "\\_\\_GFP\\_ZERO costs \\$1 \\| \\[sic\\] \\*x\\*." in lines[2]
     assert "**untested**" in lines[2] and "{doc}`/book/ch/one`" in lines[2]
-    assert f"[1234@example.org]({lore('1234@example.org')})" in lines[2]
-    assert "commit `97769a53f117`" in lines[2] and "`mm/x.c: f()`" in lines[2]
-    assert "`test_a.py`, `test_b.py`" in lines[3] and "untested" not in lines[3]
+    assert f"[1234]({lore('1234@example.org')})" in lines[2]
+    mail = "20250124035655.78899-2-alexei.starovoitov@gmail.com"
+    assert traceability._cite(mail, "v6.15") == f"[20250124035655.78899-2]({lore(mail)})"
+    version = "v6.13" if r.holds_at("0") else "v6.15"
+    assert "commit `97769a53f117`" in lines[2] and f"{{kernel}}`f() <mm/x.c@{version}>`" in lines[2]
+    # a file named only outside a test function is listed by its name, after the functions
+    assert "<code>test\\_<wbr>a.py</code>: <code>test\\_<wbr>one</code><br><code>test\\_<wbr>b.py</code>" in lines[3]
+    assert "untested" not in lines[3]
     assert "`book/ch/two.md` (draft)" in lines[4] and "{doc}" not in lines[4]
+
+
+def test_test_functions_name_the_functions_whose_source_or_decorator_names_an_id():
+    a, b = (r.id for r in RULES[:2])
+    source = (f'"""{b} in the module docstring only."""\n\n@mark({a!r})\ndef test_x():\n    pass\n\n\n'
+              f"class TestY:\n    def test_z(self):\n        # checks {b}\n        pass\n\n\n"
+              f"def helper():\n    return {a!r}\n")
+    found = traceability.test_functions([a, b], {"tests/test_q.py": source})
+    assert found == {a: ("test_q.py::test_x",), b: ("test_q.py::TestY::test_z",)}
+
+
+def test_anchors_are_html_ids_and_levels_are_compact_runs():
+    assert traceability.anchor("S9.13a.2") == "rule-s9-13a-2"
+    always = dataclasses.replace(RULES[0], since="0", until=None)
+    assert traceability.holds_at(always) == "from 0"
+    bounded = dataclasses.replace(RULES[0], since="1", until="6.15")
+    assert traceability.holds_at(bounded) == "1-6"
+    gap = dataclasses.replace(RULES[0], since="1", until="2")
+    assert traceability.holds_at(gap) == "1"
 
 
 def test_toc_pages_are_the_root_and_every_file_entry(tmp_path):

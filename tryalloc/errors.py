@@ -105,8 +105,9 @@ class InvalidContextError(KernelReport):
 
 
 class BadPageError(KernelReport):
-    """The kernel's "BUG: Bad page state": a double free, a free with the wrong order, a free of a
-    page never allocated, a refcount underflow.  Raised before the model changes anything."""
+    """The kernel's "BUG: Bad page state" (``bad_page()``): a double free, a free of a block that
+    does not start at its order's alignment, a page never allocated, a refcount underflow.  Raised
+    before the model changes anything."""
 
     title = "BUG: Bad page state"
 

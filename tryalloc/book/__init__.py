@@ -16,6 +16,7 @@ draw, :mod:`~tryalloc.book.style` gives them one look and turns them into SVG
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 from pathlib import Path
 
@@ -150,19 +151,35 @@ def show_diff(text: str, files=None) -> Diff:
     return Diff("".join(chosen))
 
 
+#: What a table cell keeps as written: code spans, roles, and the HTML tags the tables use on purpose (a
+#: line break, an empty anchor, and code with break opportunities, ``<code>a_<wbr>b</code>``).  Anything
+#: else that looks like a tag, such as a page's repr ``<page pfn:0x0>``, is escaped, or Markdown would
+#: read it as HTML and the browser drop it.
+_CELL_KEEP = re.compile(r"(\{[\w:]+\}`[^`]*`|`[^`]*`|<br>|<wbr>|</?code>|<span id=\"[\w.-]+\"></span>)")
+
+
+def _cell(value) -> str:
+    parts = _CELL_KEEP.split(str(value))
+    for i in range(0, len(parts), 2):
+        parts[i] = parts[i].replace("<", "&lt;").replace(">", "&gt;")
+    return "".join(parts).replace("|", "\\|")
+
+
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
-    """A Markdown pipe table; ``|`` inside a cell is escaped."""
+    """A Markdown pipe table; ``|`` inside a cell is escaped, and so is ``<`` or ``>`` outside code
+    spans and roles (a repr such as ``<page pfn:0x0>`` would otherwise be swallowed as an HTML tag)."""
     if any(len(r) != len(headers) for r in rows):
         raise InvalidArgumentError(f"markdown_table: every row needs {len(headers)} cells")
 
     def line(cells):
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+        return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
     return "\n".join([line(headers), line(["---"] * len(headers))] + [line(r) for r in rows])
 
 
 def patch_table() -> str:
-    """The six v6 patches as a Markdown table: subject, what it does, posting and bpf-next commit."""
-    rows = [[str(p.number), f"`{p.subject}`", p.effect, f"[{p.message_id.split('-')[0]}-{p.number + 1}]"
-             f"({lore(p.message_id)})", f"`{p.commit[:12]}`"] for p in PATCHES]
-    return markdown_table(["#", "subject", "what it does", "v6 posting", "bpf-next commit"], rows)
+    """The six v6 patches as a Markdown table narrow enough for a page: the patch (number and
+    subject), what it does, and its sources (the v6 mail on lore, the bpf-next commit)."""
+    rows = [[f"{p.number}. `{p.subject}`", p.effect,
+             f"[v6 {p.number}/6]({lore(p.message_id)})<br>`{p.commit[:12]}`"] for p in PATCHES]
+    return markdown_table(["patch", "what it does", "mail, commit"], rows)

@@ -19,9 +19,10 @@ The baseline is v6.13 (https://elixir.bootlin.com/linux/v6.13/source/mm/page_all
 whose C the model follows closely links its v6.13 definition.  Model choices (each said again where it
 applies): bad input (an order out of range, an unknown node) raises
 :class:`~tryalloc.errors.InvalidArgumentError` where the kernel WARNs and returns NULL; a bad free raises
-:class:`~tryalloc.errors.BadPageError` before any state changes; no reclaim, compaction or OOM (the slow
-path's effects on locks and contexts only); the pcp's ``high`` is not tuned automatically unless a
-scenario gives it a range (:func:`pageset_update`); no folio batch free (``free_unref_folios`` and its
+:class:`~tryalloc.errors.BadPageError` (or, for a compound page freed with another order, the
+``VM_BUG_ON_PAGE`` report :class:`~tryalloc.errors.VMBugError`) before any state changes; no reclaim,
+compaction or OOM (the slow path's effects on locks and contexts only); the pcp's ``high`` is not tuned
+automatically unless a scenario gives it a range (:func:`pageset_update`); no folio batch free (``free_unref_folios`` and its
 ``mm_page_free_batched`` tracepoint: nothing in the model frees folios in batches, so the part of R2.11
 about them is not exercised); no highatomic reserve is ever made (``reserve_highatomic_pageblock``).
 """

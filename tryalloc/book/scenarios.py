@@ -1,0 +1,170 @@
+"""Scenarios the book's chapters and their exercises share, so that a cell says *what* it runs in one
+short call and the harness lives here, documented and tested.
+
+:func:`nmi_program_on_lock` is the series' central experiment: a task on CPU 0 allocates, and an NMI
+arrives at one chosen point of it (by default just after the task acquired ``zone->lock``) and runs a
+perf-event BPF program that allocates a page.  The program calls ``try_alloc_pages`` where the level has
+it and ``alloc_pages(GFP_ATOMIC)`` otherwise.  The result is an :class:`NmiOutcome`: whether the run
+deadlocked, what the program got, and the program's lock operations, read from the event log
+(:func:`program_lock_ops`, which also reads the log of a program attached anywhere else).
+
+:func:`nmi_free_on_lock` is its counterpart on the free side (patch 2): the NMI frees a block
+instead, and :class:`NmiFreeOutcome` says where the block went: the pcp list, buddy, or the zone's
+deferred list.
+
+Every scenario takes the level's package (``series.load("1")``) as its first argument, so one call runs
+the same schedule on any level.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InvalidArgumentError
+
+
+@dataclass(frozen=True)
+class NmiOutcome:
+    """What one run of :func:`nmi_program_on_lock` did.
+
+    ``report`` is the title of the kernel-style report that stopped the run (a deadlock, a sleeping
+    lock in NMI on PREEMPT_RT), or ``""`` when the run completed; ``program_got`` is
+    ``"a page"``, ``"NULL"``, or ``""`` if the program never returned; ``program_ops`` lists the
+    program's lock operations (:func:`program_lock_ops`).
+    """
+
+    report: str
+    program_got: str
+    program_ops: tuple[tuple[str, str], ...]
+    events: tuple
+
+    @property
+    def completed(self) -> bool:
+        return not self.report
+
+    def trylocks(self, lock: str) -> tuple[int, int]:
+        """``(tried, failed)``: how often the program tried ``lock``, and how often that failed."""
+        return trylocks(self.program_ops, lock)
+
+    def describe(self) -> str:
+        """One sentence for a table or the prose: NULL is written NULL."""
+        if self.report:
+            return self.report
+        return f"the NMI's program gets {self.program_got}; the task completes"
+
+
+def program_lock_ops(events) -> tuple[tuple[str, str], ...]:
+    """The lock operations of the first BPF program run in an event log, as ``(operation, lock)`` pairs
+    in order: every event from its ``bpf_prog_run`` on, in the program's context, that names a lock
+    (``trylock-failed`` marks a failed try).  Empty if no program ran.  A program that runs in the
+    context it interrupts (a tracepoint's, in the task's) shares that context, so the task's later
+    lock operations are listed too; an NMI's program has a context of its own."""
+    start = next((i for i, e in enumerate(events) if e[3] == "bpf_prog_run"), None)
+    if start is None:
+        return ()
+    return _context_lock_ops(events[start:], events[start][2])
+
+
+def trylocks(ops, lock: str) -> tuple[int, int]:
+    """``(tried, failed)`` trylocks of ``lock`` among ``(operation, lock)`` pairs."""
+    tried = sum(op.startswith(("spin_trylock", "raw_spin_trylock")) and obj == lock for op, obj in ops)
+    failed = sum(op == "trylock-failed" and obj == lock for op, obj in ops)
+    return tried, failed
+
+
+def program_alloc(L, order: int = 0):
+    """The page allocation a non-sleeping program makes at level ``L``: ``try_alloc_pages`` where the
+    level has it, ``alloc_pages(GFP_ATOMIC)`` before."""
+    A, G = L.mm.page_alloc, L.include.gfp
+    if hasattr(A, "try_alloc_pages"):
+        return lambda: A.try_alloc_pages(A.NUMA_NO_NODE, order)
+    return lambda: A.alloc_pages(G.GFP_ATOMIC, order)
+
+
+def nmi_program_on_lock(L, *, task_order: int = 0, program_order: int = 0, op: str = "acquired",
+                        lock: str = "zone->lock", preempt_rt: bool = False,
+                        pages: int = 1024) -> NmiOutcome:
+    """Run a task's ``alloc_pages(GFP_KERNEL, task_order)`` on CPU 0 of a fresh one-CPU machine and
+    deliver an NMI the first time the task announces ``op`` on ``lock``; the NMI runs a perf-event
+    program that allocates ``program_order`` (see :func:`program_alloc`).  A kernel-style report (a
+    deadlock, an invalid context) ends the run and is returned, not raised.
+
+    ``op``/``lock`` name an event of the log such as ``("acquired", "pcp->lock[cpu0]")``.  A point the
+    task never reaches raises the machine's :class:`~tryalloc.errors.TriggerError` (the NMI would
+    never arrive, and the run would show nothing).
+    """
+    if task_order < 0 or program_order < 0:
+        raise InvalidArgumentError(f"nmi_program_on_lock: orders must be >= 0, got {task_order}, {program_order}")
+    k = L.Kernel(nr_cpus=1, pages_per_node=pages, preempt_rt=preempt_rt, detectors={"lockdep": "warn"})
+    got: list = []
+    alloc = program_alloc(L, program_order)
+    L.bpf.prog.bpf_prog_attach_perf_event(k, 0, lambda ctx: got.append(alloc()))
+    k.spawn(0, lambda: L.mm.page_alloc.alloc_pages(L.include.gfp.GFP_KERNEL, task_order))
+    title = ""
+    try:
+        k.run(L.Scripted(L.When(cpu=0, op=op, obj=lock, inject="nmi")))
+    except L.KernelReport as report:
+        title, events = report.title, tuple(report.events)
+    else:
+        events = tuple(k.events)
+    program_got = "" if not got else ("NULL" if got[0] is None else "a page")
+    return NmiOutcome(title, program_got, program_lock_ops(events), events)
+
+
+@dataclass(frozen=True)
+class NmiFreeOutcome:
+    """What one run of :func:`nmi_free_on_lock` did: ``report`` as in :class:`NmiOutcome`;
+    ``program_ops`` the NMI's lock operations; :attr:`went` where the NMI put the block."""
+
+    report: str
+    program_ops: tuple[tuple[str, str], ...]
+
+    def trylocks(self, lock: str) -> tuple[int, int]:
+        """``(tried, failed)``: how often the NMI tried ``lock``, and how often that failed."""
+        return trylocks(self.program_ops, lock)
+
+    @property
+    def went(self) -> str:
+        """Where the NMI put the block, read from its lock operations (the task may reuse the block
+        later, so the page states at the end would not tell): ``"pcp"`` when it got its pcp lock,
+        ``"buddy"`` when it got ``zone->lock``, ``"deferred"`` (the zone's lock-free list) when it got
+        neither, ``""`` when a report stopped the run."""
+        if self.report:
+            return ""
+        held = {obj for op, obj in self.program_ops if "unlock" in op}
+        if any(obj.startswith("pcp->lock") for obj in held):
+            return "pcp"
+        return "buddy" if "zone->lock" in held else "deferred"
+
+
+def nmi_free_on_lock(L, free, *, free_order: int = 4, task_order: int = 4, op: str = "acquired",
+                     lock: str = "zone->lock", preempt_rt: bool = False) -> NmiFreeOutcome:
+    """A task on CPU 0 allocates ``task_order``; an NMI arriving the first time the task announces
+    ``op`` on ``lock`` frees a block of ``free_order`` allocated beforehand, with ``free`` (a function
+    of the level, such as ``L.mm.page_alloc.free_pages_nolock``).  One CPU, 256 pages, watermarks 0.
+
+    A point the task never reaches raises :class:`~tryalloc.errors.InvalidArgumentError`.
+    """
+    A, G = L.mm.page_alloc, L.include.gfp
+    k = L.Kernel(nr_cpus=1, pages_per_node=256, max_order=5, pageblock_order=5, memcg=False,
+                 preempt_rt=preempt_rt)
+    A.setup_per_zone_wmarks(k, 0)
+    victim = k.call(A.alloc_pages, G.GFP_KERNEL, free_order)
+    k.call(A.drain_all_pages)
+    k.spawn(0, lambda: A.alloc_pages(G.GFP_KERNEL, task_order))
+    k.on_interrupt(0, "nmi", lambda: free(victim, free_order))
+    title = ""
+    try:
+        k.run(L.Scripted(L.When(cpu=0, op=op, obj=lock, inject="nmi")))
+    except L.KernelReport as report:
+        title, events = report.title, tuple(report.events)
+    else:
+        events = tuple(k.events)
+    return NmiFreeOutcome(title, _context_lock_ops(events, "nmi"))
+
+
+def _context_lock_ops(events, suffix: str) -> tuple[tuple[str, str], ...]:
+    """The lock operations of the first context whose name ends with ``suffix``, from its first event."""
+    first = next(i for i, e in enumerate(events) if e[2].endswith(suffix))
+    ctx = events[first][2]
+    return tuple((op, obj) for _, _, c, op, obj in events[first:]
+                 if c == ctx and obj and ("lock" in op or op == "trylock-failed"))
