@@ -15,16 +15,16 @@ tracepoints ``mm_page_alloc_zone_locked``, ``mm_page_alloc_extfrag`` and ``mm_pa
 while it is held: a probe there that allocates spins on the lock its own CPU holds.  That is the
 deadlock the series removes.
 
-The baseline is v6.13 (https://elixir.bootlin.com/linux/v6.13/source/mm/page_alloc.c); each function
-whose C the model follows closely links its v6.13 definition.  Model choices (each said again where it
-applies): bad input (an order out of range, an unknown node) raises
-:class:`~tryalloc.errors.InvalidArgumentError` where the kernel WARNs and returns NULL; a bad free raises
-:class:`~tryalloc.errors.BadPageError` (or, for a compound page freed with another order, the
-``VM_BUG_ON_PAGE`` report :class:`~tryalloc.errors.VMBugError`) before any state changes; no reclaim,
-compaction or OOM (the slow path's effects on locks and contexts only); the pcp's ``high`` is not tuned
-automatically unless a scenario gives it a range (:func:`pageset_update`); no folio batch free (``free_unref_folios`` and its
-``mm_page_free_batched`` tracepoint: nothing in the model frees folios in batches, so the part of R2.11
-about them is not exercised); no highatomic reserve is ever made (``reserve_highatomic_pageblock``).
+The baseline is v6.13 (https://elixir.bootlin.com/linux/v6.13/source/mm/page_alloc.c); each function whose C
+the model follows closely links its v6.13 definition. Model choices (each said again where it applies): bad
+input (an order out of range, an unknown node) raises :class:`~tryalloc.errors.InvalidArgumentError` where the
+kernel WARNs and returns NULL; a bad free raises :class:`~tryalloc.errors.BadPageError` (or, for a compound
+page freed with another order, the ``VM_BUG_ON_PAGE`` report :class:`~tryalloc.errors.VMBugError`) before any
+state changes; no reclaim, compaction or OOM (the slow path's effects on locks and contexts only); the pcp's
+``high`` is not tuned automatically unless a scenario gives it a range (:func:`pageset_update`); no folio
+batch free (``free_unref_folios`` and its ``mm_page_free_batched`` tracepoint: nothing in the model frees
+folios in batches, so the part of R2.11 about them is not exercised); no highatomic reserve is ever made
+(``reserve_highatomic_pageblock``).
 """
 from __future__ import annotations
 
