@@ -24,7 +24,8 @@ from tryalloc.series.rules import RULES
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = toc_pages()
 IDS = {p: p.relative_to(ROOT).as_posix() for p in PAGES}
-CELL = re.compile(r"```\{code-cell\}[^\n]*\n((?::[^\n]*\n)*)(.*?)\n```", re.S)
+# a cell's options are ``:key: value`` lines or a YAML block between ``---`` lines (figure cells)
+CELL = re.compile(r"```\{code-cell\}[^\n]*\n(---\n.*?\n---\n|(?::[^\n]*\n)*)(.*?)\n```", re.S)
 RULE_ID = re.compile(r"(?<![\w.`])(R\d+\.\d+|S9\.\d+[a-z]?(?:\.\d+)?|I[1-9])(?![\w`])")
 ROLE = re.compile(r"\{(\w+(?::\w+)?)\}`([^`]*)`")
 
@@ -127,9 +128,7 @@ def test_role_targets_exist():
 
 @pytest.mark.parametrize("page", PAGES, ids=IDS.get)
 def test_code_cells_fit_88_columns(page):
-    # Cells that call tryalloc.book.viz are being reworked on the figures' branch (figures as cell
-    # outputs, viz split into modules); they are exempt until it is merged.  Remove this exemption then.
-    long = [f"{page.name}: {line[:60]}..." for _, src in _cells(page) if "viz." not in src
+    long = [f"{page.name}: {line[:60]}..." for _, src in _cells(page)
             for line in src.splitlines() if len(line) > 88]
     assert long == []
 
@@ -154,6 +153,6 @@ def test_exercises_end_the_page_and_hide_their_answers(page):
     assert 2 <= len(re.findall(r"^\*\*\d\. ", section, re.M)) <= 4
     answers = re.findall(r":::\{admonition\} Answers?\n:class: dropdown\n(.*?)\n:::", section, re.S)
     assert answers and all("{eval}" in a or "{kernel}" in a or "{rule}" in a for a in answers)
-    for head, _ in re.findall(r"```\{code-cell\}[^\n]*\n((?::[^\n]*\n)*)(.*?)\n```", section, re.S):
+    for head, _ in CELL.findall(section):
         if head:
             assert "remove-output" in head, f"{page.name}: an exercise cell shows its answer"
