@@ -156,3 +156,12 @@ def test_exercises_end_the_page_and_hide_their_answers(page):
     for head, _ in CELL.findall(section):
         if head:
             assert "remove-output" in head, f"{page.name}: an exercise cell shows its answer"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=IDS.get)
+def test_figure_captions_carry_no_roles(page):
+    """A caption is cell metadata: JupyterLab shows it as written, so a role there would read as
+    source.  Values belong in the prose next to the figure."""
+    for head, _ in _cells(page):
+        caption = re.search(r"caption: \|?\n?((?:[ \t]+.*\n?)+)", head)
+        assert not (caption and ROLE.search(caption.group(1))), f"{page.name}: a role in a caption"
