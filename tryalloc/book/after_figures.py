@@ -14,7 +14,9 @@ from .gfp_comp import ORDER
 #: Colours and legend of a page's fate.
 FATES = {"freed": ("#8fd19e", "freed, as it should be"), "stolen": ("#e4572e", "the other block's, freed"),
          "left": ("#f3c969", "the victim's, left behind"), "kept": ("#d9d9d9", "not freed")}
-_BOX, _GAP, _LABEL, _ROW, _FONT = 36, 4, 300, 30, 12
+_BOX, _GAP, _ROW, _FONT = 36, 4, 26, 14
+#: Narrow enough for a phone's column (about 350 px), wide enough for the labels.
+_MIN_WIDTH = 340
 #: The widest picture the book takes.
 MAX_WIDTH = 760
 
@@ -38,24 +40,29 @@ def wrong_order_frees(rows: list[tuple[str, int | None]], order: int = ORDER) ->
     if not rows:
         raise InvalidArgumentError("wrong_order_frees needs at least one row")
     n = 2 << order
-    width = _LABEL + n * (_BOX + _GAP)
+    width = max(n * (_BOX + _GAP), _MIN_WIDTH)
     if width > MAX_WIDTH:
         raise InvalidArgumentError(f"order {order}: {n} pages do not fit in {MAX_WIDTH} px")
-    height = (len(rows) + 1) * _ROW + _ROW * len(FATES) // 2 + _GAP
+    # each row: its label on a line of its own, the boxes under it, so the picture stays narrow
+    # enough to be shown at full size in a phone's column
+    row = _FONT + 6 + _ROW + _GAP
+    top = _FONT + 8
+    legend = top + len(rows) * row + _GAP
+    height = legend + len(FATES) * (_FONT + 8)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'font-family="sans-serif" font-size="{_FONT}">']
-    parts.append(f'<text x="{_LABEL}" y="{_ROW - 10}">victim block</text>')
-    parts.append(f'<text x="{_LABEL + (n // 2) * (_BOX + _GAP)}" y="{_ROW - 10}">the other block</text>')
-    for r, (label, freed_order) in enumerate(rows, start=1):
-        y = r * _ROW
-        parts.append(f'<text x="0" y="{y + _BOX // 2}">{escape(label)}</text>')
+             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="{_FONT}" '
+             f'style="font-size: {_FONT}px">']
+    parts.append(f'<text x="0" y="{_FONT}">victim block</text>')
+    parts.append(f'<text x="{(n // 2) * (_BOX + _GAP)}" y="{_FONT}">the other block</text>')
+    for r, (label, freed_order) in enumerate(rows):
+        y = top + r * row
+        parts.append(f'<text x="0" y="{y + _FONT}">{escape(label)}</text>')
         for i, fate in enumerate(page_fates(freed_order, order)):
-            parts.append(f'<rect x="{_LABEL + i * (_BOX + _GAP)}" y="{y}" width="{_BOX}" '
-                         f'height="{_ROW - _GAP}" fill="{FATES[fate][0]}"><title>{fate}</title></rect>')
-    y = (len(rows) + 1) * _ROW + _GAP
+            parts.append(f'<rect x="{i * (_BOX + _GAP)}" y="{y + _FONT + 6}" width="{_BOX}" '
+                         f'height="{_ROW}" fill="{FATES[fate][0]}"><title>{fate}</title></rect>')
     for i, (colour, text) in enumerate(FATES.values()):
-        x, yy = (i % 2) * (width // 2), y + (i // 2) * _ROW
-        parts.append(f'<rect x="{x}" y="{yy}" width="{_FONT}" height="{_FONT}" fill="{colour}"/>')
-        parts.append(f'<text x="{x + _FONT + 6}" y="{yy + _FONT - 1}">{escape(text)}</text>')
+        yy = legend + i * (_FONT + 8)
+        parts.append(f'<rect x="0" y="{yy}" width="{_FONT}" height="{_FONT}" fill="{colour}"/>')
+        parts.append(f'<text x="{_FONT + 6}" y="{yy + _FONT - 1}">{escape(text)}</text>')
     parts.append("</svg>")
     return "".join(parts)
