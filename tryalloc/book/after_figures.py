@@ -15,7 +15,7 @@ from .gfp_comp import ORDER
 FATES = {"freed": ("#8fd19e", "freed, as it should be"), "stolen": ("#e4572e", "the other block's, freed"),
          "left": ("#f3c969", "the victim's, left behind"), "kept": ("#d9d9d9", "not freed")}
 _BOX, _GAP, _ROW, _FONT = 36, 4, 26, 14
-#: Narrow enough for a phone's column (about 350 px), wide enough for the labels.
+#: Wide enough for the longest row label at _FONT.
 _MIN_WIDTH = 340
 #: The widest picture the book takes.
 MAX_WIDTH = 760
@@ -44,7 +44,7 @@ def wrong_order_frees(rows: list[tuple[str, int | None]], order: int = ORDER) ->
     if width > MAX_WIDTH:
         raise InvalidArgumentError(f"order {order}: {n} pages do not fit in {MAX_WIDTH} px")
     # each row: its label on a line of its own, the boxes under it, so the picture stays narrow
-    # enough to be shown at full size in a phone's column
+    # and its labels stay large where a phone shows every figure at 520 px (_static/figures.css)
     row = _FONT + 6 + _ROW + _GAP
     top = _FONT + 8
     legend = top + len(rows) * row + _GAP
