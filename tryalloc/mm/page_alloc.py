@@ -784,7 +784,7 @@ def zone_watermark_ok(z: zone, order: int, mark: int, alloc_flags: int) -> bool:
     return __zone_watermark_ok(z, order, mark, alloc_flags, z.vm_stat[NR_FREE_PAGES])
 
 
-@dataclass
+@dataclass(slots=True)
 class alloc_context:
     """``struct alloc_context``: the zonelist to walk, the nodemask, the migratetype wanted."""
 
@@ -1058,7 +1058,8 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
 
 
 def numa_node_id() -> int:
-    return cpu_to_node(running().kernel, running().cpu.id)
+    run = running()
+    return cpu_to_node(run.kernel, run.cpu.id)
 
 
 def alloc_pages_node(nid: int, gfp: int, order: int) -> Page | None:
@@ -1080,17 +1081,18 @@ def _check_free(page: Page, order: int, extra_ref: int = 0) -> None:
 
     ``extra_ref`` is the reference the caller is about to drop (``__free_pages`` checks before its
     ``put_page_testzero`` so a rejected free leaves the page untouched; the kernel checks after).
+    ``order`` was validated by the entry point (:func:`___free_pages`, :func:`__free_unref_page`).
     """
     cfg = running().kernel.config
-    check_order(order)
     if not isinstance(page, Page):
         raise InvalidArgumentError(f"expected a Page, got {page!r}")
     if PageBuddy(page):
         raise bad_page(page, "page is already free in the buddy allocator (double free)")
     if PageTail(page):
         raise bad_page(page, "freeing a tail page of a compound page")
-    if page_ref_count(page) != extra_ref:
-        raise bad_page(page, "nonzero _refcount" if page_ref_count(page) > extra_ref else
+    refs = page_ref_count(page)
+    if refs != extra_ref:
+        raise bad_page(page, "nonzero _refcount" if refs > extra_ref else
                        "refcount underflow: freeing a page nobody holds (never allocated, or freed already)")
     if page.pfn + (1 << order) > page.mem_map.nr_pages or page.pfn & ((1 << order) - 1):
         raise bad_page(page, f"pfn is not the start of an order-{order} block")

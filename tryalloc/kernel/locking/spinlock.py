@@ -227,7 +227,7 @@ def spin_unlock(lock: spinlock_t) -> None:
 def _keep_irqs() -> IrqFlags:
     # PREEMPT_RT: spin_lock_irqsave() on a sleeping lock leaves interrupts as they are
     cpu = running().cpu
-    return IrqFlags(cpu.id, cpu.irqs_disabled)
+    return cpu.saved_flags[cpu.irqs_disabled]
 
 
 def spin_lock_irqsave(lock: spinlock_t) -> IrqFlags:
