@@ -12,6 +12,15 @@ CHESS's): every execution builds the scenario anew and replays a prefix of choic
 
 A detector's report ends an execution; the search records it (with its replay string) and, unless
 told to go on, stops.  ``check(kernel, result)`` runs after every completed execution (invariants).
+
+**Boot once.**  Called as ``explore(setup, boot=Config(...))`` (or ``boot=dict(nr_cpus=2, ...)``, the
+:class:`~tryalloc.kernel.machine.Kernel` options), the search boots that machine once, snapshots it
+(:mod:`tryalloc.kernel.snapshot`) and, before each execution, restores the booted state and calls
+``setup(kernel)`` on it to spawn the tasks and declare the interrupts; ``restore=False`` boots a fresh
+machine for each execution instead (the same executions, only slower).  Without ``boot`` the first
+argument is a builder as before, called for every execution: a builder may do anything before it
+spawns (boot two machines, keep references across calls), so only the caller can say that its
+scenario starts from a plainly booted machine.
 """
 from __future__ import annotations
 
@@ -21,8 +30,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..config import Config
 from ..errors import KernelReport, ReplayError
+from .machine import Kernel
 from .sched import RUN, Random, Replay, RunResult, Strategy, decode
+from .snapshot import restore as restore_state
+from .snapshot import snapshot
 
 
 @dataclass
@@ -77,6 +90,31 @@ class _DFS(Strategy):
         return None
 
 
+def _machine(build: Callable, boot: Config | dict | None, restore: bool) -> Callable[[], Kernel]:
+    """What each execution calls for its machine: ``build()``, or with ``boot``, the booted machine
+    (restored, or booted anew) after ``build(kernel)`` set the scenario up on it."""
+    if boot is None:
+        return build
+
+    def boot_kernel() -> Kernel:
+        return Kernel(boot) if isinstance(boot, Config) else Kernel(**boot)
+
+    if not restore:
+        def fresh() -> Kernel:
+            kernel = boot_kernel()
+            build(kernel)
+            return kernel
+        return fresh
+    kernel = boot_kernel()
+    booted = snapshot(kernel)
+
+    def restored() -> Kernel:
+        restore_state(kernel, booted)
+        build(kernel)
+        return kernel
+    return restored
+
+
 def _execute(build: Callable, strategy: Strategy, check, outcome, result: ExploreResult) -> None:
     kernel = build()
     try:
@@ -95,8 +133,11 @@ def _execute(build: Callable, strategy: Strategy, check, outcome, result: Explor
 
 def explore(build: Callable, *, preemption_bound: int | None = 2, max_executions: int = 1_000_000,
             stop_on_failure: bool = True, check: Callable | None = None,
-            outcome: Callable | None = None) -> ExploreResult:
-    """Run every schedule of ``build()`` within the bounds; see the module docstring."""
+            outcome: Callable | None = None, boot: Config | dict | None = None,
+            restore: bool = True) -> ExploreResult:
+    """Run every schedule of ``build()`` (with ``boot``: of ``build(kernel)``) within the bounds;
+    see the module docstring."""
+    build = _machine(build, boot, restore)
     result = ExploreResult()
     start = time.perf_counter()
     prefix: list[int] | None = []
@@ -113,8 +154,11 @@ def explore(build: Callable, *, preemption_bound: int | None = 2, max_executions
 
 
 def random_search(build: Callable, *, seed: int = 0, executions: int = 1000, stop_on_failure: bool = True,
-                  check: Callable | None = None, outcome: Callable | None = None) -> ExploreResult:
-    """Run ``executions`` schedules drawn from ``random.Random(seed)``; each is replayable."""
+                  check: Callable | None = None, outcome: Callable | None = None,
+                  boot: Config | dict | None = None, restore: bool = True) -> ExploreResult:
+    """Run ``executions`` schedules drawn from ``random.Random(seed)``; each is replayable.  ``boot``
+    and ``restore`` as for :func:`explore`."""
+    build = _machine(build, boot, restore)
     result = ExploreResult()
     start = time.perf_counter()
     seeds = random.Random(seed)
@@ -127,11 +171,12 @@ def random_search(build: Callable, *, seed: int = 0, executions: int = 1000, sto
     return result
 
 
-def replay(build: Callable, replay_string: str) -> RunResult:
-    """Rerun the schedule ``replay_string`` on a fresh ``build()``; it reproduces the original run
-    event for event (and raises the same report, if it raised one)."""
+def replay(build: Callable, replay_string: str, *, boot: Config | dict | None = None) -> RunResult:
+    """Rerun the schedule ``replay_string`` on a fresh ``build()`` (with ``boot``: ``build(kernel)`` on
+    a freshly booted machine); it reproduces the original run event for event (and raises the same
+    report, if it raised one)."""
     fingerprint, _ = decode(replay_string)
-    kernel = build()
+    kernel = _machine(build, boot, restore=False)()
     shape = (len(kernel.cpus), len(kernel._sources))
     if shape != fingerprint:
         raise ReplayError(f"replay {replay_string!r} was recorded on {fingerprint[0]} CPUs with "
