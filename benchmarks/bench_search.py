@@ -4,10 +4,10 @@ Run from the project root:  .venv/bin/python benchmarks/bench_search.py
 Each CPU's task allocates and frees an order-0 page (``alloc_pages`` + ``__free_pages``); an NMI may
 arrive once on each CPU, at any scheduling point, and allocates and frees one with ``try_alloc_pages``
 + ``free_pages_nolock``; page conservation is checked after every execution.  The search runs three
-ways, alternating, best of 2 rounds each (``bench_search.py N`` for N) (the VM is shared: load only ever adds time): booting once and
-restoring the booted snapshot before each execution (``explore(setup, boot=...)``, the default),
-booting a fresh machine for each (``restore=False``), and the stateless builder form.  A plain
-Python call is timed in the same run.  Targets: >= 10,000 executions per second on one core; the
+ways, alternating, best of 2 rounds each (``bench_search.py N`` for N; the VM is shared, and load
+only ever adds time): booting once and restoring the booted snapshot before each execution
+(``explore(setup, boot=...)``, the default), booting a fresh machine for each (``restore=False``),
+and the stateless builder form.  A plain Python call is timed in the same run.  Targets: >= 10,000 executions per second on one core; the
 whole search <= 60 s.
 """
 from __future__ import annotations
