@@ -7,8 +7,8 @@ arrive once on each CPU, at any scheduling point, and allocates and frees one wi
 ways, alternating, best of 2 rounds each (``bench_search.py N`` for N; the VM is shared, and load
 only ever adds time): booting once and restoring the booted snapshot before each execution
 (``explore(setup, boot=...)``, the default), booting a fresh machine for each (``restore=False``),
-and the stateless builder form.  A plain Python call is timed in the same run.  Targets: >= 10,000 executions per second on one core; the
-whole search <= 60 s.
+and the stateless builder form.  A plain Python call is timed in the same run.  Targets: >= 10,000
+executions per second on one core; the whole search <= 60 s.
 """
 from __future__ import annotations
 
