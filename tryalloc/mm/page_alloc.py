@@ -71,7 +71,7 @@ from ..kernel.preempt import (
     preempt_disable,
     preempt_enable,
 )
-from ..kernel.sched import declare_ops, event, running
+from ..kernel.sched import declare_ops, event, point, running
 from ..lib.debugobjects import debug_check_no_obj_freed
 from ..lib.llist import llist_add, llist_del_all, llist_empty, llist_for_each
 from ..trace import (
@@ -122,6 +122,7 @@ from .page import (
 )
 
 declare_ops("watermark-refused", "fail_page_alloc", "warn_alloc", "wakeup_kswapd", "direct_reclaim")
+declare_ops("put_page_testzero", "PageHead")
 declare_ops("deferred-free")  # @since 2
 
 # free-page-internal flags
@@ -1298,14 +1299,28 @@ def ___free_pages(page: Page, order: int, fpi_flags: int) -> None:  # @since 2
     elif not head:
         for o in range(order):
             _check_free(page + (1 << o), o)
+    if page_ref_count(page) > 1:  # shared: another CPU may drop the last reference around ours
+        point("put_page_testzero", page)
     if put_page_testzero(page):
         #~ free_unref_page(page, order)  # @until 2
         __free_unref_page(page, order, fpi_flags)  # @since 2
-    elif not head:
+    elif not _head_after_put(page, head):
         while order > 0:
             order -= 1
             #~ free_unref_page(page + (1 << order), order)  # @until 2
             __free_unref_page(page + (1 << order), order, fpi_flags)  # @since 2
+
+
+def _head_after_put(page: Page, head_before_put: bool) -> bool:
+    """Was the page a compound head?  The kernel decides on ``PageHead`` as read *before* its
+    ``put_page_testzero``: once its reference is gone the holder of the last one may free the compound
+    page, which then reads as no head, and the tails would be freed a second time ("mm: page_alloc: fix
+    page corruption caused by racy check in __free_pages", Feb 2023, Fixes: e320d3012d25).  The mutant
+    ``Config.mutant_racy_free_pages_head`` reads it again here, a racy read: a scheduling point."""
+    if not running().kernel.config.mutant_racy_free_pages_head:
+        return head_before_put
+    point("PageHead", page)
+    return PageHead(page)
 
 
 # @since 2
