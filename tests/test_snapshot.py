@@ -15,6 +15,7 @@ from tryalloc import Config, Kernel, explore, random_search, replay
 from tryalloc.bpf.prog import bpf_prog_attach_tracepoint
 from tryalloc.errors import ContextError, LockdepError
 from tryalloc.include.gfp import __GFP_ACCOUNT, GFP_ATOMIC, GFP_KERNEL
+from tryalloc.kernel.locking import spin_lock_irqsave, spin_trylock_irqsave, spin_unlock_irqrestore, spinlock_t
 from tryalloc.kernel.snapshot import restore, snapshot
 from tryalloc.mm import page_alloc as A
 from tryalloc.mm.debug import check_invariants
@@ -76,7 +77,6 @@ def _workload(k):
     kept = [k.call(A.alloc_pages, GFP_KERNEL, order) for order in (0, 1, 2, 3)]
     k.call(A.__free_pages, kept[1] or kept[0], 1 if kept[1] else 0)
     k.call(A.alloc_pages, GFP_KERNEL | __GFP_ACCOUNT, 0, cpu=1)
-    k.call(A.try_alloc_pages, 0, 0, cpu=1)
     # a report ends an execution wherever it fires: counters and lock owners stay as they were then
     k.bpf_prog_active[0] = 1
     k.obj_hash_lock.owner = k.cpus[0].stack[0]
@@ -125,22 +125,32 @@ SMALL = dict(nr_cpus=2, pages_per_node=64, max_order=3, pageblock_order=3)
 
 
 def _two_cpus_and_an_nmi(nmi_alloc):
+    """Each CPU allocates and frees orders 0 and 1, then takes a lock of its own; an NMI on CPU 0
+    calls ``nmi_alloc``, which must not spin (a trylock of that lock) or may (an allocation)."""
     def setup(k):
+        lock = spinlock_t("L")
+
         def task():
             for order in (0, 1):
                 page = A.alloc_pages(GFP_KERNEL, order)
                 if page is not None:
                     A.__free_pages(page, order)
+            flags = spin_lock_irqsave(lock)
+            spin_unlock_irqrestore(lock, flags)
 
         def nmi():
-            page = nmi_alloc()
-            if page is not None:
-                A.free_pages_nolock(page, 0)
+            nmi_alloc(lock)
 
         k.spawn(0, task)
         k.spawn(1, task)
         k.on_interrupt(0, "nmi", nmi)
     return setup
+
+
+def _trylock_in_nmi(lock):
+    flags = spin_trylock_irqsave(lock)
+    if flags is not None:
+        spin_unlock_irqrestore(lock, flags)
 
 
 def _outcome(k, res):
@@ -166,13 +176,13 @@ def _same(results):
 
 
 def test_a_search_over_restored_machines_runs_the_same_executions_as_over_fresh_ones():
-    results = _searches(_two_cpus_and_an_nmi(lambda: A.try_alloc_pages(0, 0)), preemption_bound=1)
+    results = _searches(_two_cpus_and_an_nmi(_trylock_in_nmi), preemption_bound=1)
     assert results[0].executions > 100 and results[0].ok and results[0].complete
     _same(results)
 
 
 def test_a_failure_found_on_a_restored_machine_replays_on_a_fresh_one():
-    setup = _two_cpus_and_an_nmi(lambda: A.alloc_pages(GFP_ATOMIC, 0))
+    setup = _two_cpus_and_an_nmi(lambda lock: A.alloc_pages(GFP_ATOMIC, 0))
     results = _searches(setup, preemption_bound=1)
     _same(results)
     found = results[-1].failures[0]
@@ -183,6 +193,6 @@ def test_a_failure_found_on_a_restored_machine_replays_on_a_fresh_one():
 
 
 def test_random_search_over_restored_machines_draws_the_same_schedules():
-    setup = _two_cpus_and_an_nmi(lambda: A.try_alloc_pages(0, 0))
+    setup = _two_cpus_and_an_nmi(_trylock_in_nmi)
     runs = [random_search(setup, boot=SMALL, executions=200, outcome=_outcome, restore=r) for r in (True, False)]
     assert runs[0].outcomes == runs[1].outcomes and runs[0].executions == 200

@@ -85,7 +85,7 @@ class IrqFlags(NamedTuple):
 
     ``cpu`` records where it was saved: restoring it on another CPU is a usage error.  (A named tuple:
     every irqsave makes one, and a frozen dataclass costs several times more to build.)  A saved
-    state is a value, so each CPU builds its two once (:attr:`CPU.saved_flags`) and hands them out.
+    state is a value, so each CPU builds its two once (``CPU.saved_flags``) and hands them out.
     """
 
     cpu: int

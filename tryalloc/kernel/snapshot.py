@@ -1,6 +1,6 @@
 """A booted machine's state, saved once and put back before each execution of a search.
 
-A stateless search (:mod:`tryalloc.kernel.explore`) used to boot a fresh :class:`~.machine.Kernel`
+A stateless search (:mod:`tryalloc.kernel.explore`) used to boot a fresh :class:`~tryalloc.kernel.machine.Kernel`
 for every execution; booting is a third of a short execution's time, and collecting the last
 machine's garbage another tenth.  :func:`snapshot` instead records, once, the contents of every
 mutable object reachable from the booted kernel (the memory map's arrays, the zones' free lists,
