@@ -1294,12 +1294,13 @@ def ___free_pages(page: Page, order: int, fpi_flags: int) -> None:  # @since 2
     check_order(order)
     head = PageHead(page)
     # validate everything this call would free before dropping the reference (see _check_free)
-    if page_ref_count(page) <= 1:
+    shared = page_ref_count(page) > 1
+    if not shared:
         _check_free(page, order, extra_ref=1)
     elif not head:
         for o in range(order):
             _check_free(page + (1 << o), o)
-    if page_ref_count(page) > 1:  # shared: another CPU may drop the last reference around ours
+    if shared:  # another CPU may drop the last reference around ours: the race is a scheduling point
         point("put_page_testzero", page)
     if put_page_testzero(page):
         #~ free_unref_page(page, order)  # @until 2
