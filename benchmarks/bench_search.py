@@ -66,14 +66,12 @@ def plain_call_ns(n=1_000_000):
     return (time.perf_counter() - t) / n * 1e9
 
 
-ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 2
-
-
 def main():
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 2
     print(f"command: {sys.executable} {' '.join(sys.argv)}")
     best = {name: None for name in MODES}
     calls = []
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         calls.append(plain_call_ns())
         for name, search in MODES.items():
             res = search()
@@ -81,7 +79,7 @@ def main():
             if best[name] is None or res.seconds < best[name].seconds:
                 best[name] = res
     call = min(calls)
-    print(f"plain call: {call:.0f} ns (fastest of {ROUNDS})")
+    print(f"plain call: {call:.0f} ns (fastest of {rounds})")
     print("| search | executions | seconds | executions/s | us per execution in plain calls |\n|---|---|---|---|---|")
     for name, res in best.items():
         per = res.seconds / res.executions
