@@ -8,9 +8,10 @@ the allocator holds at that moment.  That is the whole problem the series solves
 ``register_trace(kernel, name, probe)`` attaches ``probe(**fields)`` to the tracepoint ``name`` of one
 machine (the kernel's ``register_trace_<name>``); ``trace_<name>(field=value, ...)`` fires it
 (when a probe or the event log listens): it logs the event ``trace:<name>`` with the page's ``pfn``
-and, where the tracepoint has them, its orders and migratetypes (:class:`~tryalloc.kernel.events.Fields`, printed ``pfn=0x40 order=0 migratetype=1``;
-``page=NULL`` for a failed allocation), and calls every probe in registration order.  The probes' fields
-mirror the ``TP_PROTO`` arguments: ``mm_page_alloc(page, order, gfp_flags, migratetype)``,
+and, where the tracepoint has them, its orders and migratetypes
+(:class:`~tryalloc.kernel.events.Fields`, printed ``pfn=0x40 order=0 migratetype=1``; ``page=NULL``
+for a failed allocation), and calls every probe in registration order.  The probes' fields mirror
+the ``TP_PROTO`` arguments: ``mm_page_alloc(page, order, gfp_flags, migratetype)``,
 ``mm_page_free(page, order)``, ``mm_page_alloc_zone_locked(page, order, migratetype, percpu_refill)``,
 ``mm_page_pcpu_drain(page, order, migratetype)``, ``mm_page_alloc_extfrag(page, alloc_order, fallback_order,
 alloc_migratetype, fallback_migratetype)``.  ``mm_page_alloc_zone_locked`` fires where
