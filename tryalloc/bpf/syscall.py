@@ -3,8 +3,8 @@
 A map remembers the memcg of whoever created it (``bpf_map_save_memcg``: it keeps that memcg's objcg,
 so if the memcg is later removed the map's charges go to the parent, as the objcg is reparented).
 :func:`bpf_map_alloc_pages` charges every page it allocates to that memcg by making it the active
-memcg around the allocations (spec 1.4).  Patch 6 of the series drops its ``gfp`` argument and picks
-``try_alloc_pages`` in atomic contexts (spec section 7); this is the version before.
+memcg around the allocations (``set_active_memcg``).  Patch 6 of the series drops its ``gfp`` argument and picks
+``try_alloc_pages`` in atomic contexts (c9eb8102e21e; R6.1-R6.6); this is the version before.
 """
 from __future__ import annotations
 

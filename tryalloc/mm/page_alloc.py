@@ -6,9 +6,9 @@ an empty list with ``rmqueue_bulk`` under ``zone->lock``) or ``rmqueue_buddy`` (
 ``__rmqueue_smallest``/``expand``.  A failed fast path enters the slow path (kswapd wake, a retry at the
 min watermark with reserves, a drain of every pcp, ``warn_alloc``).
 
-Free: ``__free_pages`` (with the non-compound tail rule, spec 1.2) -> ``free_unref_page`` ->
-``free_pages_prepare`` -> ``free_unref_page_commit`` onto the pcp (bulk free past ``high`` through
-``free_pcppages_bulk``), or ``free_one_page`` -> ``split_large_buddy`` -> ``__free_one_page``.
+Free: ``__free_pages`` (a non-compound block with a reference left keeps only its first page) ->
+``free_unref_page`` -> ``free_pages_prepare`` -> ``free_unref_page_commit`` onto the pcp (bulk free past
+``high`` through ``free_pcppages_bulk``), or ``free_one_page`` -> ``split_large_buddy`` -> ``__free_one_page``.
 
 At this level every ``zone->lock`` acquisition is an unconditional ``spin_lock_irqsave``, and the
 tracepoints ``mm_page_alloc_zone_locked``, ``mm_page_alloc_extfrag`` and ``mm_page_pcpu_drain`` fire
@@ -72,7 +72,7 @@ from ..kernel.preempt import (
     preempt_disable,
     preempt_enable,
 )
-from ..kernel.sched import declare_ops, event, running
+from ..kernel.sched import declare_ops, event, point, running
 from ..lib.debugobjects import debug_check_no_obj_freed
 from ..lib.llist import llist_add, llist_del_all, llist_empty, llist_for_each
 from ..series.mutants import mutant
@@ -126,6 +126,7 @@ from .page import (
 )
 
 declare_ops("watermark-refused", "fail_page_alloc", "warn_alloc", "wakeup_kswapd", "direct_reclaim")
+declare_ops("put_page_testzero", "PageHead")
 declare_ops("deferred-free")  # @since 2
 
 # free-page-internal flags
@@ -147,7 +148,7 @@ ALLOC_CPUSET = 0x40
 ALLOC_CMA = 0x80
 ALLOC_NOFRAGMENT = 0x100
 ALLOC_HIGHATOMIC = 0x200
-ALLOC_TRYLOCK = 0x400  # @since 1  zone->lock may only be trylocked (spec 2.3)
+ALLOC_TRYLOCK = 0x400  # @since 1  zone->lock may only be trylocked (mm/internal.h, 97769a53f117)
 ALLOC_KSWAPD = 0x800
 ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM
 
@@ -474,7 +475,8 @@ def rmqueue_buddy(preferred_zone: zone, z: zone, order: int, alloc_flags: int, m
 
 # --- per-CPU pagesets -----------------------------------------------------------------------------------
 def pcp_allowed_order(order: int) -> bool:
-    """Orders the pcp caches: up to ``PAGE_ALLOC_COSTLY_ORDER``, and the THP order with THP (spec 1.1)."""
+    """Orders the pcp caches: up to ``PAGE_ALLOC_COSTLY_ORDER``, and the THP order with THP (v6.13:
+    https://elixir.bootlin.com/linux/v6.13/C/ident/pcp_allowed_order)."""
     if order <= PAGE_ALLOC_COSTLY_ORDER:
         return True
     cfg = running().kernel.config
@@ -497,7 +499,8 @@ def pindex_to_order(pindex: int) -> int:
 
 def pcp_trylock_prepare():
     """On a uniprocessor !RT kernel ``spin_trylock`` always succeeds, so interrupts go off instead
-    (``pcp_trylock_prepare``); a no-op (``None``) on SMP or RT.  NMIs still arrive (spec 9.11)."""
+    (``pcp_trylock_prepare``); a no-op (``None``) on SMP or RT.  NMIs still arrive: an NMI allocation on
+    UP could enter the section it interrupted until 620b46ed6ae1 (2026, S9.11.1) made it return NULL."""
     cfg = running().kernel.config
     if not cfg.smp and not cfg.preempt_rt:
         return local_irq_save()
@@ -788,7 +791,7 @@ def zone_watermark_ok(z: zone, order: int, mark: int, alloc_flags: int) -> bool:
     return __zone_watermark_ok(z, order, mark, alloc_flags, z.vm_stat[NR_FREE_PAGES])
 
 
-@dataclass
+@dataclass(slots=True)
 class alloc_context:
     """``struct alloc_context``: the zonelist to walk, the nodemask, the migratetype wanted."""
 
@@ -1009,7 +1012,7 @@ def deferred_pages_enabled() -> bool:
 def try_alloc_pages(nid: int, order: int) -> Page | None:
     """Allocate from any context, never spinning: NULL when a lock is busy (patch 1, 97769a53f117).
 
-    ``try_alloc_pages_noprof`` (spec 2.4, rules R1.1-R1.17): a mask with neither reclaim bit, so
+    ``try_alloc_pages_noprof`` (rules R1.1-R1.17): a mask with neither reclaim bit, so
     ``gfpflags_allow_spinning()`` is false; ``ALLOC_TRYLOCK`` with no watermark selector (the min
     watermark); early NULL on PREEMPT_RT in NMI or hard-IRQ, for orders the pcp does not cache, while
     memory is unaccepted or struct pages are still being initialised; the fast path only.  The page is
@@ -1027,7 +1030,8 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
     #~ gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC  # @until 5
     gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC | __GFP_ACCOUNT  # @since 5
     alloc_flags = ALLOC_TRYLOCK
-    # spin_trylock() of an rt_mutex is not allowed in NMI or hard-IRQ on PREEMPT_RT (spec 0.1)
+    # on PREEMPT_RT spin_trylock() takes the rt_mutex's raw lock (unsafe in NMI), and in hard-IRQ it would
+    # make the interrupted task the lock's owner (as the kernel's comment at this check says, 97769a53f117)
     if running().kernel.config.preempt_rt and (in_nmi() or in_hardirq()):
         return None
     if not pcp_allowed_order(order):
@@ -1062,7 +1066,8 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
 
 
 def numa_node_id() -> int:
-    return cpu_to_node(running().kernel, running().cpu.id)
+    run = running()
+    return cpu_to_node(run.kernel, run.cpu.id)
 
 
 def alloc_pages_node(nid: int, gfp: int, order: int) -> Page | None:
@@ -1084,17 +1089,18 @@ def _check_free(page: Page, order: int, extra_ref: int = 0) -> None:
 
     ``extra_ref`` is the reference the caller is about to drop (``__free_pages`` checks before its
     ``put_page_testzero`` so a rejected free leaves the page untouched; the kernel checks after).
+    ``order`` was validated by the entry point (:func:`___free_pages`, :func:`__free_unref_page`).
     """
     cfg = running().kernel.config
-    check_order(order)
     if not isinstance(page, Page):
         raise InvalidArgumentError(f"expected a Page, got {page!r}")
     if PageBuddy(page):
         raise bad_page(page, "page is already free in the buddy allocator (double free)")
     if PageTail(page):
         raise bad_page(page, "freeing a tail page of a compound page")
-    if page_ref_count(page) != extra_ref:
-        raise bad_page(page, "nonzero _refcount" if page_ref_count(page) > extra_ref else
+    refs = page_ref_count(page)
+    if refs != extra_ref:
+        raise bad_page(page, "nonzero _refcount" if refs > extra_ref else
                        "refcount underflow: freeing a page nobody holds (never allocated, or freed already)")
     if page.pfn + (1 << order) > page.mem_map.nr_pages or page.pfn & ((1 << order) - 1):
         raise bad_page(page, f"pfn is not the start of an order-{order} block")
@@ -1287,26 +1293,42 @@ def free_unref_page(page: Page, order: int) -> None:
 #~ def __free_pages(page: Page, order: int) -> None:  # @until 2
 def ___free_pages(page: Page, order: int, fpi_flags: int) -> None:  # @since 2
     """Drop a reference; free the block when it was the last.  If it was not and the page is no
-    compound head, free the tail sub-blocks ``order-1 .. 0`` the caller gave up (spec 1.2): the
-    holder of the extra reference keeps only the first page.  (Patch 2 made this the body of both
-    ``__free_pages`` and ``free_pages_nolock``, with the free flags threaded through.)"""
+    compound head, free the tail sub-blocks ``order-1 .. 0`` the caller gave up: the holder of the extra
+    reference keeps only the first page (v6.13: https://elixir.bootlin.com/linux/v6.13/C/ident/__free_pages).
+    (Patch 2 made this the body of both ``__free_pages`` and ``free_pages_nolock``, with the free flags
+    threaded through.)"""
     check_page(page)
     check_order(order)
     head = PageHead(page)
     # validate everything this call would free before dropping the reference (see _check_free)
-    if page_ref_count(page) <= 1:
+    shared = page_ref_count(page) > 1
+    if not shared:
         _check_free(page, order, extra_ref=1)
     elif not head:
         for o in range(order):
             _check_free(page + (1 << o), o)
+    if shared:  # another CPU may drop the last reference around ours: the race is a scheduling point
+        point("put_page_testzero", page)
     if put_page_testzero(page):
         #~ free_unref_page(page, order)  # @until 2
         __free_unref_page(page, order, fpi_flags)  # @since 2
-    elif not head:
+    elif not _head_after_put(page, head):
         while order > 0:
             order -= 1
             #~ free_unref_page(page + (1 << order), order)  # @until 2
             __free_unref_page(page + (1 << order), order, fpi_flags)  # @since 2
+
+
+def _head_after_put(page: Page, head_before_put: bool) -> bool:
+    """Was the page a compound head?  The kernel decides on ``PageHead`` as read *before* its
+    ``put_page_testzero``: once its reference is gone the holder of the last one may free the compound
+    page, which then reads as no head, and the tails would be freed a second time ("mm: page_alloc: fix
+    page corruption caused by racy check in __free_pages", Feb 2023, Fixes: e320d3012d25).  The mutant
+    ``Config.mutant_racy_free_pages_head`` reads it again here, a racy read: a scheduling point."""
+    if not running().kernel.config.mutant_racy_free_pages_head:
+        return head_before_put
+    point("PageHead", page)
+    return PageHead(page)
 
 
 # @since 2
@@ -1315,7 +1337,7 @@ def __free_pages(page: Page, order: int) -> None:
 
 
 def free_pages_nolock(page: Page, order: int) -> None:
-    """Free from any context without spinning (patch 2, 8c57b687e833; spec 3.4, R2.1-R2.14).
+    """Free from any context without spinning (patch 2, 8c57b687e833; R2.1-R2.14).
 
     Exactly the reference-count semantics of ``__free_pages`` (R2.1), for any page, not only those of
     ``try_alloc_pages`` (R2.3); the free goes to the pcp by trylock, else to buddy by trylock of

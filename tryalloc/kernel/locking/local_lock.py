@@ -13,8 +13,8 @@ After ``include/linux/local_lock_internal.h``:
 In C the lock is a member of a per-CPU struct and ``this_cpu_ptr`` picks the instance; here one
 ``local_lock_t`` object holds the per-CPU state and the functions pick the running CPU's.
 
-Patch 3 of the series (v6 3/6, 20250124035655.78899-4-alexei.starovoitov@gmail.com; spec 4, R3.1-R3.6,
-I5) adds :class:`local_trylock_t` and :func:`local_trylock_irqsave`:
+Patch 3 of the series (v6 3/6, 20250124035655.78899-4-alexei.starovoitov@gmail.com; R3.1-R3.6, I5)
+adds :class:`local_trylock_t` and :func:`local_trylock_irqsave`:
 
 * !PREEMPT_RT: the type is a ``local_lock_t`` with one more per-CPU word, ``active``.
   ``local_lock_irqsave`` on it sets the flag (lockdep asserts it was 0) and ``local_unlock_irqrestore``
@@ -141,7 +141,7 @@ def local_lock_irqsave(lock: local_lock_t) -> IrqFlags:
     run = running()
     if run.kernel.config.preempt_rt:
         cpu = run.cpu
-        flags = IrqFlags(cpu.id, cpu.irqs_disabled)
+        flags = cpu.saved_flags[cpu.irqs_disabled]
         cpu.migrate_disabled += 1
         _enter(lock, "local_lock_irqsave")
         return flags
@@ -171,7 +171,7 @@ def local_trylock_irqsave(lock: local_trylock_t) -> IrqFlags | None:
             cpu.migrate_disabled -= 1
             return None
         lock._holder[cpu.id] = cpu.stack[-1]
-        return IrqFlags(cpu.id, False)
+        return cpu.saved_flags[False]
     if not isinstance(lock, local_trylock_t):  # _Generic picks no branch for a local_lock_t in C
         raise LockUsageError(f"local_trylock_irqsave({getattr(lock, 'name', lock)!r}): not a local_trylock_t. "
                              "In C this does not compile: a plain local_lock_t has no active flag to test, "

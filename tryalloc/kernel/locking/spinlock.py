@@ -3,16 +3,19 @@
 * ``raw_spinlock_t`` always spins, with preemption disabled.
 * ``spinlock_t`` spins the same way on !PREEMPT_RT.  On PREEMPT_RT it is a sleeping lock (an
   rt_mutex): taking it in NMI or hard-IRQ context, with interrupts or preemption disabled, is an
-  invalid context; so is ``spin_trylock`` in NMI or hard-IRQ (it would make the interrupted task look
-  like the owner, see spec 0.1); and the ``_irqsave`` variants leave interrupts enabled.
+  invalid context; so is ``spin_trylock`` in NMI or hard-IRQ (it takes the rt_mutex's inner raw lock,
+  unsafe in NMI, and from hard-IRQ it would make the interrupted task look like the lock's owner, as
+  the comment in ``try_alloc_pages_noprof`` explains, 97769a53f117); and the ``_irqsave`` variants
+  leave interrupts enabled.
 * On a uniprocessor kernel (``smp=False``) the lock word is compiled away: taking a lock never waits
-  and ``spin_trylock`` always succeeds, so two contexts can end up inside one critical section (the
-  latent hazard of spec 9.11), which the ``percpu`` detector reports.
+  and ``spin_trylock`` always succeeds, so two contexts can end up inside one critical section (a
+  latent hazard of the series; 620b46ed6ae1 made the allocation side bail out in NMI on UP, S9.11.1),
+  which the ``percpu`` detector reports.
 
 Every acquire, try and release first announces itself to the scheduler (``point``), then acts.
 A context that spins on a lock held lower on its own CPU's stack can never get it: that is reported
 at once as a :class:`~tryalloc.errors.DeadlockError`.  The ``_irqsave`` forms return the saved
-:class:`~tryalloc.kernel.preempt.IrqFlags`; ``spin_trylock_irqsave`` returns them on success and
+:class:`~tryalloc.kernel.context.IrqFlags`; ``spin_trylock_irqsave`` returns them on success and
 ``None`` on failure (C returns a bool and writes ``flags`` through a macro argument).
 """
 from __future__ import annotations
@@ -231,7 +234,7 @@ def spin_unlock(lock: spinlock_t) -> None:
 def _keep_irqs() -> IrqFlags:
     # PREEMPT_RT: spin_lock_irqsave() on a sleeping lock leaves interrupts as they are
     cpu = running().cpu
-    return IrqFlags(cpu.id, cpu.irqs_disabled)
+    return cpu.saved_flags[cpu.irqs_disabled]
 
 
 def spin_lock_irqsave(lock: spinlock_t) -> IrqFlags:
