@@ -24,7 +24,7 @@ N = 20_000
 def pcp_fast_path(k):
     """order-0 alloc + free that hit this CPU's pcp list (a warm list, below high)."""
     pcp = k.zones[0].per_cpu_pageset._slots[0]
-    pcp.batch, pcp.high = 32, 1024
+    A.pageset_update(pcp, 1024, 1024, 32)
     alloc, free = A.alloc_pages, A.__free_pages
     free(alloc(GFP_KERNEL, 0), 0)
     t = time.perf_counter()

@@ -12,7 +12,15 @@ from tryalloc.kernel.locking import spin_lock_irqsave, spin_unlock_irqrestore
 from tryalloc.mm import page as P
 from tryalloc.mm import page_alloc as A
 from tryalloc.mm.debug import PFN_BUDDY, buddyinfo, check_invariants, free_counts, pfn_states, zoneinfo
-from tryalloc.mm.mmzone import MIGRATE_MOVABLE, NR_FREE_PAGES
+from tryalloc.mm.mmzone import (
+    CONFIG_PCP_BATCH_SCALE_MAX,
+    MIGRATE_HIGHATOMIC,
+    MIGRATE_MOVABLE,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_UNMOVABLE,
+    NR_FREE_PAGES,
+    NR_LOWORDER_PCP_LISTS,
+)
 from tryalloc.trace import register_trace
 
 
@@ -77,7 +85,7 @@ def test_buddy_is_pfn_xor_size():
 def test_pcp_refill_by_batch_and_bulk_free_past_high():
     k = small()
     pcp = k.zones[0].per_cpu_pageset._slots[0]
-    pcp.batch, pcp.high = 4, 6
+    A.pageset_update(pcp, 6, 6, 4)
 
     def go():
         first = A.alloc_pages(G.GFP_KERNEL, 0)
@@ -234,16 +242,19 @@ def test_tracepoints_fire_with_and_without_zone_lock():
             seen.setdefault(name, []).append((z.lock.owner is not None, fields))
         return record
 
-    for name in ("mm_page_alloc", "mm_page_free", "mm_page_alloc_zone_locked", "mm_page_pcpu_drain"):
+    for name in ("mm_page_alloc", "mm_page_free", "mm_page_alloc_zone_locked", "mm_page_pcpu_drain",
+                 "mm_page_alloc_extfrag"):
         register_trace(k, name, probe(name))
 
     def go():
-        p = A.alloc_pages(G.GFP_KERNEL, 0)
+        # the first unmovable page steals a movable block (extfrag); the second comes from that block
+        p, q = A.alloc_pages(G.GFP_KERNEL, 0), A.alloc_pages(G.GFP_KERNEL, 0)
         A.__free_pages(p, 0)
+        A.__free_pages(q, 0)
         A.drain_local_pages()
 
     k.call(go)
-    assert all(held for held, _ in seen["mm_page_alloc_zone_locked"])
+    assert all(held for held, _ in seen["mm_page_alloc_zone_locked"] + seen["mm_page_alloc_extfrag"])
     assert all(held for held, _ in seen["mm_page_pcpu_drain"])
     assert not any(held for held, _ in seen["mm_page_alloc"] + seen["mm_page_free"])
     assert seen["mm_page_alloc"][0][1]["gfp_flags"] == G.GFP_KERNEL
@@ -252,15 +263,165 @@ def test_tracepoints_fire_with_and_without_zone_lock():
         register_trace(k, "mm_page_bogus", print)
 
 
-def test_probe_allocating_under_zone_lock_deadlocks():
+@pytest.mark.parametrize("tracepoint, gfp", [("mm_page_alloc_zone_locked", G.GFP_KERNEL | G.__GFP_MOVABLE),
+                                              ("mm_page_alloc_extfrag", G.GFP_KERNEL)])
+def test_probe_allocating_under_zone_lock_deadlocks(tracepoint, gfp):
+    """A movable page comes from a movable block (__rmqueue_smallest); the first unmovable one steals a
+    movable block (__rmqueue_fallback): either tracepoint runs its probe under zone->lock."""
     k = small(detectors={"lockdep": "off"})
 
     def bpf_prog(**fields):
         A.alloc_pages(G.GFP_ATOMIC, 0)
 
-    register_trace(k, "mm_page_alloc_zone_locked", bpf_prog)
+    register_trace(k, tracepoint, bpf_prog)
     with pytest.raises(DeadlockError, match="zone->lock"):
-        k.call(A.alloc_pages, G.GFP_KERNEL, 0)
+        k.call(A.alloc_pages, gfp, 0)
+
+
+def test_a_fallback_fires_extfrag_not_zone_locked():
+    """v6.13 __rmqueue_fallback: stealing fires mm_page_alloc_extfrag with the orders and types involved;
+    mm_page_alloc_zone_locked fires only where __rmqueue_smallest takes the block."""
+    k = small(nr_cpus=1)
+    seen = []
+    for name in ("mm_page_alloc_zone_locked", "mm_page_alloc_extfrag"):
+        register_trace(k, name, lambda name=name, **f: seen.append((name, k.zones[0].lock.owner is not None, f)))
+    page = k.call(A.alloc_pages, G.GFP_KERNEL, 0)  # batch 1: one page, stolen from a movable block
+    assert [(name, held) for name, held, _ in seen] == [("mm_page_alloc_extfrag", True)]
+    fields = seen[0][2]
+    assert fields["page"].pfn == page.pfn and fields["alloc_order"] == 0
+    assert fields["fallback_order"] == k.config.max_order  # the largest block first
+    assert (fields["alloc_migratetype"], fields["fallback_migratetype"]) == (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE)
+    check_invariants(k)
+
+
+def test_a_run_of_frees_returns_high_minus_batch_and_keeps_batch():
+    """v6.7+ nr_pcp_free: clamp(free_count, batch, high - batch) pages per bulk free."""
+    k = small(nr_cpus=1)
+    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    A.pageset_update(pcp, 8, 8, 2)
+    pages = [k.call(A.alloc_pages, G.GFP_KERNEL, 0) for _ in range(8)]
+    k.call(A.drain_local_pages)
+    assert pcp.count == 0 and pcp.free_count == 0
+    counts = []
+    for page in pages:
+        k.call(A.__free_pages, page, 0)
+        counts.append(pcp.count)
+    assert counts == [1, 2, 3, 4, 5, 6, 7, 2]  # the eighth free reached high 8 and returned 6 pages
+    check_invariants(k)
+
+
+def test_free_count_sizes_the_bulk_free_and_an_allocation_halves_it():
+    k = small(nr_cpus=1)
+    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    A.pageset_update(pcp, 8, 8, 2)
+    pages = [k.call(A.alloc_pages, G.GFP_KERNEL, 0) for _ in range(8)]
+    k.call(A.drain_local_pages)
+    for page in pages[:7]:
+        k.call(A.__free_pages, page, 0)
+    assert pcp.free_count == 7
+    extra = k.call(A.alloc_pages, G.GFP_KERNEL, 0)  # rmqueue_pcplist halves free_count
+    assert pcp.free_count == 3 and pcp.count == 6
+    k.call(A.__free_pages, pages[7], 0)
+    k.call(A.__free_pages, extra, 0)  # count 8 = high, free_count 5
+    assert pcp.count == 8 - 5  # clamp(5, 2, 6) pages went back
+    # free_count stops at batch << CONFIG_PCP_BATCH_SCALE_MAX
+    pcp.free_count = 2 << CONFIG_PCP_BATCH_SCALE_MAX
+    k.call(A.__free_pages, k.call(A.alloc_pages, G.GFP_KERNEL, 0), 0)
+    assert pcp.free_count == (2 << CONFIG_PCP_BATCH_SCALE_MAX) // 2 + 1
+
+
+def test_high_is_clamped_between_high_min_and_high_max():
+    k = small(nr_cpus=1)
+    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    A.pageset_update(pcp, 6, 6, 2)
+    pcp.high = 40  # outside the range: nr_pcp_high clamps it before comparing
+    page = k.call(A.alloc_pages, G.GFP_KERNEL, 0)
+    k.call(A.__free_pages, page, 0)
+    assert pcp.high == 6
+    with pytest.raises(InvalidArgumentError, match="high_min"):
+        A.pageset_update(pcp, 8, 4, 2)
+    with pytest.raises(InvalidArgumentError, match="batch"):
+        A.pageset_update(pcp, 8, 8, 0)
+    assert (pcp.high_min, pcp.high_max, pcp.batch) == (6, 6, 2)
+
+
+def test_a_bulk_free_drains_the_list_asked_for_first():
+    """v6.13 free_pcppages_bulk steps back one before its round-robin search: pindex 0 drains list 0
+    first, and a free past high drains the list it freed to first."""
+    k = small(nr_cpus=1)
+    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    A.pageset_update(pcp, 100, 100, 1)
+    unmovable = [k.call(A.alloc_pages, G.GFP_KERNEL, 0) for _ in range(2)]
+    movable = [k.call(A.alloc_pages, G.GFP_KERNEL | G.__GFP_MOVABLE, 0) for _ in range(2)]
+    k.call(A.drain_local_pages)
+    for page in unmovable + movable:
+        k.call(A.__free_pages, page, 0)
+    drained = []
+    register_trace(k, "mm_page_pcpu_drain", lambda **f: drained.append(f["migratetype"]))
+    k.call(A.drain_local_pages)  # free_pcppages_bulk(..., pindex 0)
+    assert drained == [MIGRATE_UNMOVABLE] * 2 + [MIGRATE_MOVABLE] * 2
+    # refill both lists, then let a movable free cross high: its own list goes first
+    unmovable = [k.call(A.alloc_pages, G.GFP_KERNEL, 0) for _ in range(2)]
+    movable = [k.call(A.alloc_pages, G.GFP_KERNEL | G.__GFP_MOVABLE, 0) for _ in range(2)]
+    k.call(A.drain_local_pages)
+    drained.clear()
+    A.pageset_update(pcp, 4, 4, 1)
+    for page in unmovable + movable:
+        k.call(A.__free_pages, page, 0)
+    assert drained and drained[0] == MIGRATE_MOVABLE
+
+
+def test_drain_pages_zone_takes_the_pcp_lock_in_chunks():
+    """v6.10+ drain_pages_zone: the pcp lock first, the count read under it, at most
+    batch << CONFIG_PCP_BATCH_SCALE_MAX pages per hold."""
+    k = small(nr_cpus=1, pages_per_node=256, max_order=5)
+    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    A.pageset_update(pcp, 200, 200, 1)
+    pages = [k.call(A.alloc_pages, G.GFP_KERNEL, 0) for _ in range(80)]
+    k.call(A.drain_local_pages)
+    for page in pages:
+        k.call(A.__free_pages, page, 0)
+    assert pcp.count == 80
+    k.call(A.drain_local_pages)  # k.events: this call's log
+    holds = [e for e in k.events if e[4] == pcp.lock.name and e[3] == "acquired"]
+    assert len(holds) == 3 and pcp.count == 0  # 32 + 32 + 16 pages
+    k.call(A.drain_local_pages)  # an empty pcp: the lock is still taken to read the count
+    assert [e for e in k.events if e[4] == pcp.lock.name and e[3] == "acquired"]
+
+
+def test_gfp_to_alloc_flags_reserves_follow_nomemalloc_and_order():
+    k = small(nr_cpus=1)
+    flags = lambda gfp, order: k.call(A.gfp_to_alloc_flags, gfp, order)  # noqa: E731
+    assert flags(G.GFP_ATOMIC, 0) & A.ALLOC_NON_BLOCK and not flags(G.GFP_ATOMIC, 0) & A.ALLOC_HIGHATOMIC
+    assert flags(G.GFP_ATOMIC, 1) & A.ALLOC_HIGHATOMIC
+    nomemalloc = flags(G.GFP_ATOMIC | G.__GFP_NOMEMALLOC, 3)
+    assert not nomemalloc & (A.ALLOC_NON_BLOCK | A.ALLOC_HIGHATOMIC)
+    assert not flags(G.GFP_ATOMIC, 0) & A.ALLOC_CPUSET  # a non-blocking __GFP_HIGH ignores the cpuset
+    assert flags(G.GFP_KERNEL, 0) & A.ALLOC_CPUSET and not flags(G.GFP_KERNEL, 0) & A.ALLOC_NON_BLOCK
+
+
+def test_thp_has_a_movable_and_an_unmovable_pcp_list():
+    k = small(nr_cpus=1, pages_per_node=1024, max_order=9, pageblock_order=9)
+    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    assert len(pcp.lists) == NR_LOWORDER_PCP_LISTS + 2
+    assert k.call(A.order_to_pindex, MIGRATE_MOVABLE, 9) == NR_LOWORDER_PCP_LISTS + 1
+    assert k.call(A.order_to_pindex, MIGRATE_UNMOVABLE, 9) == NR_LOWORDER_PCP_LISTS
+    assert k.call(A.order_to_pindex, MIGRATE_RECLAIMABLE, 9) == NR_LOWORDER_PCP_LISTS
+    assert {k.call(A.pindex_to_order, i) for i in (NR_LOWORDER_PCP_LISTS, NR_LOWORDER_PCP_LISTS + 1)} == {9}
+
+
+def test_nr_pcp_alloc_scales_order_0_refills_and_gives_1_block_when_batch_is_1():
+    k = small(nr_cpus=1)
+    z = k.zones[0]
+    pcp = z.per_cpu_pageset._slots[0]
+    A.pageset_update(pcp, 64, 64, 1)
+    assert [A.nr_pcp_alloc(pcp, z, order) for order in (1, 2, 3)] == [1, 1, 1]
+    A.pageset_update(pcp, 64, 64, 4)
+    pcp.alloc_factor = 0
+    assert [A.nr_pcp_alloc(pcp, z, 0) for _ in range(3)] == [4, 8, 16] and pcp.alloc_factor == 3
+    assert A.nr_pcp_alloc(pcp, z, 2) == 2 and A.nr_pcp_alloc(pcp, z, 1) == 2
+    A.pageset_update(pcp, 2, 2, 4)
+    assert A.nr_pcp_alloc(pcp, z, 0) == 1  # high below batch
 
 
 def test_nmi_allocating_while_task_holds_zone_lock_deadlocks():
@@ -347,9 +508,61 @@ def test_explore_two_cpus_alloc_free_keeps_invariants():
 def test_views():
     k = small()
     pcp = k.zones[0].per_cpu_pageset._slots[0]
-    pcp.batch, pcp.high = 8, 100
+    A.pageset_update(pcp, 100, 100, 8)
     k.call(A.alloc_pages, G.GFP_KERNEL, 0)
     info = zoneinfo(k)
     assert "pages free     56" in info and "count: 7" in info
     states = pfn_states(k)
     assert states.count(PFN_BUDDY) == 56 and states.count(0) == 1
+
+
+def _from_freelist(k, gfp, order):
+    ac, flags = A.prepare_alloc_pages(gfp, order, 0, None, A.ALLOC_WMARK_LOW)
+    return A.get_page_from_freelist(gfp, order, flags, ac)
+
+
+@pytest.mark.levels(until="6.15")
+def test_up_to_v6_13_post_alloc_hook_sets_the_refcount():
+    """v6.13 post_alloc_hook: the page leaves get_page_from_freelist holding one reference."""
+    k = small(nr_cpus=1)
+    page = k.call(_from_freelist, k, G.GFP_KERNEL, 0)
+    assert P.page_ref_count(page) == 1
+
+
+@pytest.mark.levels(since="6.15")
+def test_from_efabfe1420f5_pages_leave_get_page_from_freelist_frozen():
+    """v6.14-rc1 efabfe1420f5: get_page_from_freelist hands out refcount 0; its callers set it."""
+    k = small(nr_cpus=1)
+    page = k.call(_from_freelist, k, G.GFP_KERNEL, 0)
+    assert P.page_ref_count(page) == 0
+
+
+def test_alloc_pages_hands_out_one_reference_at_every_level():
+    k = small(nr_cpus=1)
+    for order in (0, 3):
+        page = k.call(A.alloc_pages, G.GFP_KERNEL, order)
+        assert P.page_ref_count(page) == 1
+        k.call(A.__free_pages, page, order)
+    check_invariants(k)
+
+
+def _reserve_everything_highatomic(k):
+    """Move every free block to the highatomic list, as reserve_highatomic_pageblock would for each."""
+    z, mm = k.zones[0], k.mem_map
+    for order, area in enumerate(z.free_area):
+        for pfn in list(area.free_list[MIGRATE_MOVABLE]):
+            page = P.Page(pfn, mm)
+            A._del_page_from_free_list(z, page, order, MIGRATE_MOVABLE)
+            A.set_pageblock_migratetype(page, MIGRATE_HIGHATOMIC)
+            A._add_to_free_list(z, page, order, MIGRATE_HIGHATOMIC, True)
+            A._set_buddy_order(mm, pfn, order)
+
+
+def test_a_non_blocking_allocation_falls_back_to_the_highatomic_reserve():
+    """v6.13 rmqueue_buddy: with nothing else free, ALLOC_NON_BLOCK (or ALLOC_OOM) may take from the
+    highatomic reserve; __GFP_NOMEMALLOC withholds ALLOC_NON_BLOCK (gfp_to_alloc_flags), so not then."""
+    k = small(nr_cpus=1)
+    _reserve_everything_highatomic(k)
+    assert k.call(A.alloc_pages, G.GFP_NOWAIT | G.__GFP_NOMEMALLOC | G.__GFP_NOWARN, 0) is None
+    page = k.call(A.alloc_pages, G.GFP_NOWAIT, 0)
+    assert page is not None and A.get_pfnblock_migratetype(page, page.pfn) == MIGRATE_HIGHATOMIC

@@ -102,12 +102,14 @@ def test_non_rt_every_context_gets_a_page():
 
 @pytest.mark.rule("R1.2")
 def test_reentry_from_a_tracepoint_under_zone_lock_returns_instead_of_deadlocking():
-    """R1.2, R1.14: a probe on mm_page_alloc_zone_locked (zone->lock held) that calls try_alloc_pages
-    gets NULL -- where alloc_pages(GFP_ATOMIC) deadlocks (the baseline test)."""
+    """R1.2, R1.14: a probe on mm_page_alloc_zone_locked or mm_page_alloc_extfrag (zone->lock held) that
+    calls try_alloc_pages gets NULL -- where alloc_pages(GFP_ATOMIC) deadlocks (the baseline test)."""
     k = machine()
     got = []
-    register_trace(k, "mm_page_alloc_zone_locked", lambda **f: got.append(A.try_alloc_pages(0, 0)))
-    assert k.call(A.alloc_pages, G.GFP_KERNEL, 0) is not None
+    for tracepoint in ("mm_page_alloc_zone_locked", "mm_page_alloc_extfrag"):
+        register_trace(k, tracepoint, lambda **f: got.append(A.try_alloc_pages(0, 0)))
+    assert k.call(A.alloc_pages, G.GFP_KERNEL, 0) is not None  # steals a movable block: extfrag
+    assert k.call(A.alloc_pages, G.GFP_KERNEL | G.__GFP_MOVABLE, 0) is not None  # zone_locked
     assert got and all(p is None for p in got)
     check_invariants(k)
 
@@ -207,7 +209,7 @@ def test_the_min_watermark_is_the_bar():
     # take order-3 blocks (not pcp-cached with a 1-page batch? they are: use the buddy path directly)
     while z.vm_stat[NR_FREE_PAGES] > low:
         k.call(A.alloc_pages, G.GFP_KERNEL, 0)
-    k.call(A.drain_all_pages)
+        k.call(A.drain_all_pages)  # refills grow (nr_pcp_alloc): count only what buddy holds
     assert mn < z.vm_stat[NR_FREE_PAGES] <= low + 1
     assert not k.call(lambda: A.zone_watermark_ok(z, 0, low, 0))
     assert k.call(A.try_alloc_pages, 0, 0) is not None
@@ -339,7 +341,7 @@ def test_stack_depot_never_allocates_a_pool_for_a_mask_that_may_not_spin():
 
     k = depot_machine()
     k.call(sd.stack_depot_save, ("a",), G.GFP_KERNEL)  # an ordinary save: pool allocated
-    assert k.stack_depot.new_pool_required
+    assert k.stack_depot.new_pool is None  # a spare still wanted
     k.call(sd.stack_depot_save, ("b",), G.__GFP_NOWARN)
     ops_b = [(e[3], e[4]) for e in k.events]
     assert not any(op.startswith("spin") and obj == "pcp->lock[cpu0]" for op, obj in ops_b)  # no allocation
@@ -391,6 +393,6 @@ def test_from_6_15_a_save_that_may_not_spin_fails_without_a_spare_pool_whatever_
     k = machine(spin_polarity="as_posted")
     k.stack_depot.records_per_pool = 1
     k.call(sd.stack_depot_save, ("first",), G.GFP_KERNEL)  # uses the pool; a new one is now wanted
-    assert k.stack_depot.new_pool_required
+    assert k.stack_depot.new_pool is None  # a spare still wanted
     handle = k.call(sd.stack_depot_save, ("second",), G.__GFP_NOWARN)
     assert handle == 0 and not any(e[4] == "pcp->lock[cpu0]" for e in k.events)

@@ -65,21 +65,28 @@ def test_refcount_semantics_are_those_of___free_pages(case):
 @pytest.mark.rule("I3")
 def test_pcp_free_above_high_bulk_frees_nothing():
     """R2.4, R2.2: past pcp->high the page still goes on the list; no free_pcppages_bulk, no zone->lock.
-    I3: only those frees leave the count above high; the next ordinary free brings it back below."""
+    I3: only those frees leave the count above high; each ordinary free at or over the mark bulk-frees
+    clamp(free_count, batch, high - batch) pages, so getting back below it takes several."""
     k = machine()
     pages = [k.call(A.alloc_pages, G.GFP_KERNEL, 0) for _ in range(40)]
     pcp = k.zones[0].per_cpu_pageset._slots[0]
-    pcp.high = 4
+    A.pageset_update(pcp, 4, 4, pcp.batch)
     before = buddyinfo(k)
     for page in pages:
         k.call(A.free_pages_nolock, page, 0)
         assert not [e for e in k.events if e[4] == "zone->lock"]
     assert pcp.count > pcp.high and buddyinfo(k) == before
     check_invariants(k)
-    # the next ordinary free over the mark bulk-frees (I3)
-    k.call(A.__free_pages, k.call(A.alloc_pages, G.GFP_KERNEL, 0), 0)
-    assert any(e[3] == "trace:mm_page_pcpu_drain" for e in k.events)
-    assert pcp.count < pcp.high
+    # each ordinary free over the mark bulk-frees (I3), at most high - batch pages at a time
+    frees = 0
+    while pcp.count >= pcp.high:
+        above = pcp.count
+        k.call(A.__free_pages, k.call(A.alloc_pages, G.GFP_KERNEL, 0), 0)
+        frees += 1
+        assert any(e[3] == "trace:mm_page_pcpu_drain" for e in k.events)
+        assert 0 < above - pcp.count <= pcp.high - pcp.batch  # what that bulk free returned
+        assert frees <= 40
+    assert frees > 1
 
 
 @pytest.mark.rule("R2.3")

@@ -48,7 +48,7 @@ def test_pcp_marks_find_refills_and_bulk_frees():
 def test_pcp_marks_on_the_allocator_match_batch_and_high():
     k = Kernel(nr_cpus=1, pages_per_node=1024, memcg=False)
     pcp = k.zones[0].per_cpu_pageset._slots[0]
-    pcp.batch, pcp.high = 4, 10
+    A.pageset_update(pcp, 10, 10, 4)
     counts, ops, pages = [pcp.count], [], []
     for _ in range(9):
         pages.append(k.call(A.alloc_pages, GFP_KERNEL, 0))
@@ -59,9 +59,11 @@ def test_pcp_marks_on_the_allocator_match_batch_and_high():
         counts.append(pcp.count)
         ops.append("free")
     marks = viz.pcp_marks(counts, ops)
-    assert [m.pages for m in marks if m.kind == "refill"] == [4, 4, 4]  # rmqueue_bulk moves batch pages
+    # nr_pcp_alloc: batch first, then doubled but kept to the room below high (high - batch on an empty list)
+    assert [m.pages for m in marks if m.kind == "refill"] == [4, 6]
     bulk = [m for m in marks if m.kind == "bulk free"]
     assert bulk and all(counts[m.step - 1] + 1 >= pcp.high for m in bulk)  # only a free reaching high drains
+    assert all(counts[m.step] == pcp.batch for m in bulk)  # a run of frees returns high - batch, keeps batch
     assert isinstance(viz.pcp_history(counts, ops, pcp.high, pcp.batch), Figure)
 
 

@@ -10,7 +10,12 @@ machine (the kernel's ``register_trace_<name>``); ``trace_<name>(**fields)`` fir
 event ``trace:<name>`` and calls every probe in registration order.  Fields mirror the ``TP_PROTO``
 arguments: ``mm_page_alloc(page, order, gfp_flags, migratetype)``, ``mm_page_free(page, order)``,
 ``mm_page_alloc_zone_locked(page, order, migratetype, percpu_refill)``,
-``mm_page_pcpu_drain(page, order, migratetype)``.
+``mm_page_pcpu_drain(page, order, migratetype)``, ``mm_page_alloc_extfrag(page, alloc_order, fallback_order,
+alloc_migratetype, fallback_migratetype)``.  ``mm_page_alloc_zone_locked`` fires where
+``__rmqueue_smallest`` takes a block, ``mm_page_alloc_extfrag`` where an allocation steals from another
+migratetype (``__rmqueue_fallback``), both with ``zone->lock`` held (v6.13
+https://elixir.bootlin.com/linux/v6.13/source/include/trace/events/kmem.h).  ``mm_page_free_batched``
+is left out with the folio batch free it belongs to.
 """
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ from .kernel.machine import initcall
 from .kernel.sched import running
 
 #: The tracepoints the model has, in ``kmem.h`` order.
-TRACEPOINTS = ("mm_page_free", "mm_page_alloc", "mm_page_alloc_zone_locked", "mm_page_pcpu_drain")
+TRACEPOINTS = ("mm_page_free", "mm_page_alloc", "mm_page_alloc_zone_locked", "mm_page_pcpu_drain",
+               "mm_page_alloc_extfrag")
 
 
 @initcall
@@ -81,3 +87,7 @@ def trace_mm_page_alloc_zone_locked(**fields) -> None:
 def trace_mm_page_pcpu_drain(**fields) -> None:
     _fire("mm_page_pcpu_drain", fields)
 
+
+
+def trace_mm_page_alloc_extfrag(**fields) -> None:
+    _fire("mm_page_alloc_extfrag", fields)

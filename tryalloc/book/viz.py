@@ -631,8 +631,9 @@ def _pcp_holder(pkg, k):
 def _zone_lock_holder(pkg, k):
     A, G = pkg.mm.page_alloc, pkg.include.gfp
     seen = []
-    # mm_page_alloc_zone_locked fires inside __rmqueue_smallest, zone->lock held
-    pkg.trace.register_trace(k, "mm_page_alloc_zone_locked", lambda **f: seen.append(_state(pkg)))
+    # both fire with zone->lock held: in __rmqueue_smallest, and where a fallback steals a block
+    for name in ("mm_page_alloc_zone_locked", "mm_page_alloc_extfrag"):
+        pkg.trace.register_trace(k, name, lambda **f: seen.append(_state(pkg)))
     k.call(A.alloc_pages, G.GFP_KERNEL, 4)
     kind = "sleeping rt lock" if k.config.preempt_rt and k.zones[0].lock.sleeps_on_rt else "spinning lock"
     return f"{kind}; {seen[0]}"

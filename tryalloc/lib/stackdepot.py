@@ -72,6 +72,10 @@ STACK_HASH_ORDER = 12
 STACK_DEPOT_FLAG_CAN_ALLOC = 1 << 0
 STACK_DEPOT_FLAGS_MASK = STACK_DEPOT_FLAG_CAN_ALLOC
 
+#: ``STACK_DEPOT_POISON``: what ``new_pool`` holds once the depot may open no more pools, so that no
+#: save preallocates one (in C a poison pointer; here a marker object).
+STACK_DEPOT_POISON = object()
+
 #: ``REFCOUNT_SATURATED``: the count a record starts with when its user does not refcount it.
 REFCOUNT_SATURATED = -(1 << 30)
 
@@ -101,14 +105,17 @@ class DepotPool:
 
 class StackDepot:
     """The depot's global state (``stack_table``, ``stack_pools``, ``new_pool`` ... in the C file),
-    one per booted :class:`~tryalloc.kernel.machine.Kernel` as ``kernel.stack_depot``."""
+    one per booted :class:`~tryalloc.kernel.machine.Kernel` as ``kernel.stack_depot``.  As in v6.13
+    (https://elixir.bootlin.com/linux/v6.13/source/lib/stackdepot.c) ``new_pool`` alone says whether a
+    spare pool is wanted; the pre-6.8 ``new_pool_required`` flag is gone."""
 
     def __init__(self):
         self.pool_lock = raw_spinlock_t("pool_lock")
         self.stack_table: dict[int, list[stack_record]] = {}
         self.stack_pools: list[DepotPool] = []
-        self.new_pool = None  # a spare pool page kept for when the current pool fills up
-        self.new_pool_required = True  # no spare pool yet: the next CAN_ALLOC save preallocates one
+        # the spare pool page kept for when the current pool fills up; None: wanted, so the next
+        # CAN_ALLOC save preallocates one; STACK_DEPOT_POISON: the depot is full, none is wanted
+        self.new_pool = None
         self.warnings: list[str] = []
         self._records_per_pool = DEFAULT_RECORDS_PER_POOL
         self._max_pools = DEPOT_POOLS_CAP
@@ -230,33 +237,36 @@ def _depot_free_pool(page, allow_spin: bool) -> None:  # @since 2
 
 
 def depot_keep_new_pool(depot: StackDepot, prealloc):
-    """``depot_keep_new_pool``: keep ``prealloc`` as the spare pool if one is wanted and the cap
-    allows; returns what is left over for the caller to free (``None`` if it was kept)."""
-    if not depot.new_pool_required:
+    """``depot_keep_new_pool`` (v6.13: https://elixir.bootlin.com/linux/v6.13/C/ident/depot_keep_new_pool):
+    keep ``prealloc`` as the spare pool unless ``new_pool`` is already set (a spare, or the full
+    depot's poison); returns what is left over for the caller to free (``None`` if it was kept)."""
+    if depot.new_pool is not None:
         return prealloc
-    if depot.pools_num < depot.max_pools:
-        depot.new_pool, prealloc = prealloc, None
-    depot.new_pool_required = False
-    return prealloc
+    depot.new_pool = prealloc
+    return None
 
 
-def depot_try_init_pool(depot: StackDepot, prealloc):
-    """``depot_try_init_pool``: start a new current pool from the spare one, else from ``prealloc``.
+def depot_init_pool(depot: StackDepot, prealloc):
+    """``depot_init_pool`` (v6.13: https://elixir.bootlin.com/linux/v6.13/C/ident/depot_init_pool):
+    open a new current pool from the spare one, else from ``prealloc``.
 
-    Returns ``(started, prealloc)`` with ``prealloc`` set to ``None`` if it was consumed.
+    Returns ``(opened, prealloc)`` with ``prealloc`` set to ``None`` if it was used.  Afterwards
+    ``new_pool`` is reset to ``None`` (another spare wanted) if the pool count *before* this one was
+    below the cap, else to :data:`STACK_DEPOT_POISON`.  v6.13 tests the count before incrementing it,
+    and the cap check above has just made sure it is below the cap, so the reset is always to ``None``:
+    the save after the last pool opens still preallocates a spare that can never be used (kept, not
+    freed).  A later kernel tests ``pools_num + 1``; the model keeps v6.13's test.
     """
+    if depot.pools_num >= depot.max_pools:
+        depot.warn_once("Stack depot reached limit capacity")
+        return False, prealloc
+    if depot.new_pool is None and prealloc is not None:
+        depot.new_pool, prealloc = prealloc, None
     if depot.new_pool is None:
-        if depot.pools_num >= depot.max_pools:
-            depot.warn_once("Stack depot reached limit capacity")
-            return False, prealloc
-        if prealloc is None:
-            return False, prealloc
-        depot.stack_pools.append(DepotPool(prealloc))
-        return True, None
-    depot.stack_pools.append(DepotPool(depot.new_pool))
-    depot.new_pool = None
-    if depot.pools_num < depot.max_pools:
-        depot.new_pool_required = True  # the spare went into use: want another
+        return False, prealloc
+    opened = depot.new_pool
+    depot.new_pool = None if depot.pools_num < depot.max_pools else STACK_DEPOT_POISON
+    depot.stack_pools.append(DepotPool(opened))
     return True, prealloc
 
 
@@ -265,7 +275,7 @@ def depot_alloc_stack(depot: StackDepot, entries: tuple, hash_: int, prealloc):
     pool when it is full.  Returns ``(record or None, prealloc)``; called with ``pool_lock`` held."""
     current = depot.stack_pools[-1] if depot.stack_pools else None
     if current is None or len(current.records) >= depot.records_per_pool:
-        started, prealloc = depot_try_init_pool(depot, prealloc)
+        started, prealloc = depot_init_pool(depot, prealloc)
         if not started:
             return None, prealloc
         current = depot.stack_pools[-1]
@@ -326,7 +336,7 @@ def stack_depot_save_flags(entries: tuple, alloc_flags: int, depot_flags: int) -
         return found.handle
 
     # No allocation is possible under pool_lock, so get a spare pool first if one is wanted.
-    prealloc = _depot_alloc_pool(alloc_flags) if can_alloc and depot.new_pool_required else None
+    prealloc = _depot_alloc_pool(alloc_flags) if can_alloc and depot.new_pool is None else None
 
     #~ flags = _depot_lock_pool(depot, can_alloc)  # @until 1
     flags = _depot_lock_pool(depot, can_alloc, allow_spin)  # @since 1

@@ -21,7 +21,7 @@ PFN_STATE_NAMES = ("allocated", "buddy", "pcp", "deferred")
 
 
 def _pindex_order(kernel, pindex: int) -> int:
-    if pindex == NR_LOWORDER_PCP_LISTS:
+    if pindex >= NR_LOWORDER_PCP_LISTS:
         return thp_order(kernel.config)
     order = pindex // MIGRATE_PCPTYPES
     assert order <= PAGE_ALLOC_COSTLY_ORDER

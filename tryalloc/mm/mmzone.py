@@ -32,6 +32,15 @@ MIGRATETYPE_NAMES = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isola
 #: ``PAGE_ALLOC_COSTLY_ORDER``: the largest order every pcp caches.
 PAGE_ALLOC_COSTLY_ORDER = 3
 NR_LOWORDER_PCP_LISTS = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1)
+#: ``NR_PCP_THP``: with THP the pcp has two more lists for ``HPAGE_PMD_ORDER``, one for movable blocks and
+#: one shared by unmovable and reclaimable ones (v6.13 ``include/linux/mmzone.h``).
+NR_PCP_THP = 2
+#: ``CONFIG_PCP_BATCH_SCALE_MAX`` (default 5): bounds ``free_count``, the drain chunk and ``alloc_factor``.
+CONFIG_PCP_BATCH_SCALE_MAX = 5
+#: ``pcp->flags`` bits: the previous free was of order 1..3; the pcp may batch-free high orders
+#: (``PCPF_FREE_HIGH_BATCH`` comes from the CPU's cache size, which the model has not: never set).
+PCPF_PREV_FREE_HIGH_ORDER = 1 << 0
+PCPF_FREE_HIGH_BATCH = 1 << 1
 
 WMARK_MIN, WMARK_LOW, WMARK_HIGH = 0, 1, 2
 NR_FREE_PAGES = "NR_FREE_PAGES"
@@ -55,8 +64,11 @@ class free_area:
 class per_cpu_pages:
     """``struct per_cpu_pages``: one CPU's cache of free pages for one zone.
 
-    ``lists[pindex]`` holds pfns, head on the left; ``count`` is in pages.  The model holds ``high``
-    fixed (no ``decay_pcp_high`` tuning, no ``free_high`` heuristics; spec I3 model's reading).
+    ``lists[pindex]`` holds pfns, head on the left; ``count`` is in pages.  ``high`` moves between
+    ``high_min`` and ``high_max``; boot sets the two equal (as ``vm.percpu_pagelist_high_fraction`` does),
+    so the automatic tuning of ``high`` is off unless a scenario widens the range with
+    :func:`~tryalloc.mm.page_alloc.pageset_update`.  ``free_count`` counts recent frees and
+    ``alloc_factor`` recent refills (v6.13, see ``nr_pcp_free`` and ``nr_pcp_alloc``).
     """
 
     def __init__(self, name: str, nr_lists: int, high: int, batch: int):
@@ -64,8 +76,12 @@ class per_cpu_pages:
         self.lists = [deque() for _ in range(nr_lists)]
         self.count = 0
         self.high = high
+        self.high_min = high
+        self.high_max = high
         self.batch = batch
         self.free_count = 0
+        self.alloc_factor = 0
+        self.flags = 0
 
     def __repr__(self) -> str:
         return f"<per_cpu_pages {self.lock.name} count={self.count} high={self.high} batch={self.batch}>"

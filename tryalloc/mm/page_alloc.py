@@ -11,13 +11,19 @@ Free: ``__free_pages`` (with the non-compound tail rule, spec 1.2) -> ``free_unr
 ``free_pcppages_bulk``), or ``free_one_page`` -> ``split_large_buddy`` -> ``__free_one_page``.
 
 At this level every ``zone->lock`` acquisition is an unconditional ``spin_lock_irqsave``, and the
-tracepoints ``mm_page_alloc_zone_locked`` and ``mm_page_pcpu_drain`` fire while it is held: a probe
-there that allocates spins on the lock its own CPU holds.  That is the deadlock the series removes.
+tracepoints ``mm_page_alloc_zone_locked``, ``mm_page_alloc_extfrag`` and ``mm_page_pcpu_drain`` fire
+while it is held: a probe there that allocates spins on the lock its own CPU holds.  That is the
+deadlock the series removes.
 
-Model choices (each said again where it applies): bad input (an order out of range, an unknown node)
-raises :class:`~tryalloc.errors.InvalidArgumentError` where the kernel WARNs and returns NULL; a bad
-free raises :class:`~tryalloc.errors.BadPageError` before any state changes; no reclaim, compaction
-or OOM (the slow path's effects on locks and contexts only); pcp ``high`` is fixed.
+The baseline is v6.13 (https://elixir.bootlin.com/linux/v6.13/source/mm/page_alloc.c); each function
+whose C the model follows closely links its v6.13 definition.  Model choices (each said again where it
+applies): bad input (an order out of range, an unknown node) raises
+:class:`~tryalloc.errors.InvalidArgumentError` where the kernel WARNs and returns NULL; a bad free raises
+:class:`~tryalloc.errors.BadPageError` before any state changes; no reclaim, compaction or OOM (the slow
+path's effects on locks and contexts only); the pcp's ``high`` is not tuned automatically unless a
+scenario gives it a range (:func:`pageset_update`); no folio batch free (``free_unref_folios`` and its
+``mm_page_free_batched`` tracepoint: nothing in the model frees folios in batches, so the part of R2.11
+about them is not exercised); no highatomic reserve is ever made (``reserve_highatomic_pageblock``).
 """
 from __future__ import annotations
 
@@ -67,9 +73,16 @@ from ..kernel.preempt import (
 from ..kernel.sched import event, running
 from ..lib.debugobjects import debug_check_no_obj_freed
 from ..lib.llist import llist_add, llist_del_all, llist_empty, llist_for_each
-from ..trace import trace_mm_page_alloc, trace_mm_page_alloc_zone_locked, trace_mm_page_free, trace_mm_page_pcpu_drain
+from ..trace import (
+    trace_mm_page_alloc,
+    trace_mm_page_alloc_extfrag,
+    trace_mm_page_alloc_zone_locked,
+    trace_mm_page_free,
+    trace_mm_page_pcpu_drain,
+)
 from . import memcontrol, page_owner
 from .mmzone import (
+    CONFIG_PCP_BATCH_SCALE_MAX,
     MIGRATE_HIGHATOMIC,
     MIGRATE_ISOLATE,
     MIGRATE_MOVABLE,
@@ -78,7 +91,10 @@ from .mmzone import (
     MIGRATE_UNMOVABLE,
     NR_FREE_PAGES,
     NR_LOWORDER_PCP_LISTS,
+    NR_PCP_THP,
     PAGE_ALLOC_COSTLY_ORDER,
+    PCPF_FREE_HIGH_BATCH,
+    PCPF_PREV_FREE_HIGH_ORDER,
     WMARK_HIGH,
     WMARK_LOW,
     WMARK_MIN,
@@ -173,7 +189,7 @@ def page_alloc_init(kernel) -> None:
     does, in max-order blocks added at the tail), set watermarks and pcp sizes, and the zonelists."""
     cfg = kernel.config
     mm = kernel.mem_map
-    nr_lists = NR_LOWORDER_PCP_LISTS + (1 if cfg.thp else 0)
+    nr_lists = NR_LOWORDER_PCP_LISTS + (NR_PCP_THP if cfg.thp else 0)
     kernel.zones = [zone(kernel, nid, nid * cfg.pages_per_node, cfg.pages_per_node, nr_lists)
                     for nid in range(cfg.nr_nodes)]
     mm.zones = kernel.zones
@@ -208,7 +224,8 @@ def setup_per_zone_wmarks(kernel, min_free_kbytes: int | None = None) -> None:
     floor, which would swallow half of the model's 64-page zones; ``low``/``high`` add
     ``max(min/4, managed * watermark_scale_factor / 10000)`` once and twice.  ``batch`` follows
     ``zone_batchsize``; ``high`` is ``max(4 * batch, low / nr_cpus)``, the model's fixed reading of
-    ``zone_highsize``.
+    ``zone_highsize``, and both ``high_min`` and ``high_max`` are set to it (as when
+    ``vm.percpu_pagelist_high_fraction`` is set), so ``high`` is not tuned automatically.
     """
     total = sum(z.managed_pages for z in kernel.zones)
     if min_free_kbytes is None:
@@ -224,7 +241,26 @@ def setup_per_zone_wmarks(kernel, min_free_kbytes: int | None = None) -> None:
         batch = max(1, (1 << ((batch + batch // 2).bit_length() - 1)) - 1) if batch else 1
         high = max(4 * batch, z.low_wmark_pages() // kernel.config.nr_cpus)
         for pcp in z.per_cpu_pageset:
-            pcp.batch, pcp.high = batch, high
+            pageset_update(pcp, high, high, batch)
+
+
+def pageset_update(pcp, high_min: int, high_max: int, batch: int) -> None:
+    """Set a pcp's ``batch`` and the range ``high`` may move in (``pageset_update``, v6.13:
+    https://elixir.bootlin.com/linux/v6.13/C/ident/pageset_update).
+
+    The kernel leaves ``high`` to the next clamp in ``nr_pcp_high``/``nr_pcp_alloc``; the model clamps
+    it at once, so the new mark shows before the next free.  Values that are not ints with
+    ``1 <= batch`` and ``0 <= high_min <= high_max`` raise :class:`~tryalloc.errors.InvalidArgumentError`
+    with the pcp unchanged.
+    """
+    for name, value in (("high_min", high_min), ("high_max", high_max), ("batch", batch)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidArgumentError(f"pcp {name} must be an int >= 0, got {value!r}")
+    if batch < 1 or high_min > high_max:
+        raise InvalidArgumentError(f"pcp needs batch >= 1 and high_min <= high_max, got batch {batch}, "
+                                   f"high_min {high_min}, high_max {high_max}")
+    pcp.batch, pcp.high_min, pcp.high_max = batch, high_min, high_max
+    pcp.high = min(max(pcp.high, high_min), high_max)
 
 
 # --- pageblocks and free lists -------------------------------------------------------------------------
@@ -309,11 +345,17 @@ def __rmqueue_smallest(z: zone, order: int, migratetype: int) -> Page | None:
 
 
 def __rmqueue_fallback(z: zone, order: int, start_migratetype: int, alloc_flags: int) -> Page | None:
-    """Steal from another migratetype, largest block first (``__rmqueue_fallback``).
+    """Steal from another migratetype, largest block first, and fire ``mm_page_alloc_extfrag`` with
+    ``zone->lock`` held (v6.13 ``__rmqueue_fallback`` and ``steal_suitable_fallback``:
+    https://elixir.bootlin.com/linux/v6.13/C/ident/__rmqueue_fallback).
 
-    The model's simplification of the stealing heuristics: a block of at least a pageblock is
-    claimed whole (its pageblocks change type and it moves to ``start_migratetype``); a smaller one
-    is taken as it is.  With ``ALLOC_NOFRAGMENT`` only whole pageblocks may be stolen.
+    A block of at least a pageblock is claimed whole: its pageblocks change type and what the split
+    leaves goes to ``start_migratetype``'s lists; a smaller one is split on its own type.  Neither path
+    passes through ``__rmqueue_smallest``, so ``mm_page_alloc_zone_locked`` does not fire here.  The
+    model leaves out the heuristics that can claim a partly used pageblock (``can_steal_fallback``,
+    the count of free and compatible pages in it), the watermark boost, and the movable allocation's
+    search for the smallest block when it cannot claim the block.  With ``ALLOC_NOFRAGMENT`` only
+    whole pageblocks may be stolen.
     """
     cfg = running().kernel.config
     min_order = cfg.pageblock_order if alloc_flags & ALLOC_NOFRAGMENT else order
@@ -328,11 +370,12 @@ def __rmqueue_fallback(z: zone, order: int, start_migratetype: int, alloc_flags:
                 _del_page_from_free_list(z, page, current_order, fallback_mt)
                 for pb in range(page.pfn, page.pfn + (1 << current_order), 1 << cfg.pageblock_order):
                     set_pageblock_migratetype(Page(pb, mm), start_migratetype)
-                _add_to_free_list(z, page, current_order, start_migratetype, False)
-                _set_buddy_order(mm, page.pfn, current_order)
-                return __rmqueue_smallest(z, order, start_migratetype)
-            page_del_and_expand(z, page, order, current_order, fallback_mt)
-            trace_mm_page_alloc_zone_locked(page=page, order=order, migratetype=fallback_mt, percpu_refill=False)
+                nr_pages = (1 << current_order) - expand(z, page, order, current_order, start_migratetype)
+                account_freepages(z, -nr_pages, start_migratetype)
+            else:
+                page_del_and_expand(z, page, order, current_order, fallback_mt)
+            trace_mm_page_alloc_extfrag(page=page, alloc_order=order, fallback_order=current_order,
+                                        alloc_migratetype=start_migratetype, fallback_migratetype=fallback_mt)
             return page
     return None
 
@@ -382,7 +425,14 @@ def rmqueue_bulk(z: zone, order: int, count: int, lst, migratetype: int, alloc_f
 
 def rmqueue_buddy(preferred_zone: zone, z: zone, order: int, alloc_flags: int, migratetype: int) -> Page | None:
     """Take a block straight from buddy under ``zone->lock`` (orders the pcp does not cache, or when
-    the pcp attempt failed).  With ``ALLOC_TRYLOCK`` a busy lock means ``None`` (patch 1, R1.14)."""
+    the pcp attempt failed).  With ``ALLOC_TRYLOCK`` a busy lock means ``None`` (patch 1, R1.14).
+
+    As in v6.13 (https://elixir.bootlin.com/linux/v6.13/C/ident/rmqueue_buddy) an allocation that
+    finds nothing may still take from the highatomic reserve if it is an OOM victim's or may not block
+    (``ALLOC_OOM | ALLOC_NON_BLOCK``).  The C wraps all this in a loop that starts again, lock and all,
+    when ``check_new_pages`` finds a bad page; in the model no page on a free list is ever bad (a bad
+    free raises before the page gets there), so the loop would never repeat and is left out.
+    """
     # @until 1
     #~ flags = spin_lock_irqsave(z.lock)
     # @end
@@ -406,6 +456,8 @@ def rmqueue_buddy(preferred_zone: zone, z: zone, order: int, alloc_flags: int, m
         page = __rmqueue_smallest(z, order, MIGRATE_HIGHATOMIC)
     if page is None:
         page = __rmqueue(z, order, migratetype, alloc_flags)
+        if page is None and alloc_flags & (ALLOC_OOM | ALLOC_NON_BLOCK):
+            page = __rmqueue_smallest(z, order, MIGRATE_HIGHATOMIC)
     spin_unlock_irqrestore(z.lock, flags)
     if page is not None:
         running().kernel.vm_events[PGALLOC] += 1 << order
@@ -422,13 +474,15 @@ def pcp_allowed_order(order: int) -> bool:
 
 
 def order_to_pindex(migratetype: int, order: int) -> int:
+    """The pcp list of an (order, migratetype): one per pair up to ``PAGE_ALLOC_COSTLY_ORDER``, then the
+    two THP lists, movable and the rest (v6.13: https://elixir.bootlin.com/linux/v6.13/C/ident/order_to_pindex)."""
     if order > PAGE_ALLOC_COSTLY_ORDER:
-        return NR_LOWORDER_PCP_LISTS
+        return NR_LOWORDER_PCP_LISTS + (migratetype == MIGRATE_MOVABLE)
     return MIGRATE_PCPTYPES * order + migratetype
 
 
 def pindex_to_order(pindex: int) -> int:
-    if pindex == NR_LOWORDER_PCP_LISTS:
+    if pindex >= NR_LOWORDER_PCP_LISTS:
         return thp_order(running().kernel.config)
     return pindex // MIGRATE_PCPTYPES
 
@@ -477,15 +531,45 @@ def pcp_spin_unlock(pcp) -> None:
     _pcpu_task_unpin()
 
 
-def nr_pcp_alloc(pcp, order: int) -> int:
-    """Blocks to refill an empty list with: ``batch`` for order 0, ``max(batch >> order, 2)`` above
-    (the model leaves out ``nr_pcp_alloc``'s scaling by recent frees)."""
-    return pcp.batch if order == 0 else max(pcp.batch >> order, 2)
+def _clamp(value: int, lo: int, hi: int) -> int:
+    """The kernel's ``clamp()``: ``min(max(value, lo), hi)``, so ``hi`` wins when ``lo > hi``."""
+    return min(max(value, lo), hi)
+
+
+def nr_pcp_alloc(pcp, z: zone, order: int) -> int:
+    """Blocks to refill an empty list with (v6.13 ``nr_pcp_alloc``:
+    https://elixir.bootlin.com/linux/v6.13/C/ident/nr_pcp_alloc).
+
+    Order 0 asks for ``batch << alloc_factor`` pages, and each refill that fits under ``high`` doubles
+    the next one (``alloc_factor`` grows up to ``CONFIG_PCP_BATCH_SCALE_MAX``; every free halves it),
+    bounded by the room below ``high``.  Higher orders ask for ``batch >> order`` blocks, at least 2,
+    unless ``batch`` is 1 (small zones), when they ask for 1; a pcp whose ``high`` is below ``batch``
+    gets 1.  Where ``high`` may move (``high_min < high_max``) a refill also raises it by the batch;
+    the model never sets ``ZONE_BELOW_HIGH`` (the watermark that would stop that is not tracked).
+    """
+    base_batch = pcp.batch
+    high = pcp.high = _clamp(pcp.high, pcp.high_min, pcp.high_max)
+    if high < base_batch:
+        return 1
+    batch = base_batch if order else base_batch << pcp.alloc_factor
+    if pcp.high_min != pcp.high_max:
+        high = pcp.high = min(high + batch, pcp.high_max)
+    if not order:
+        max_nr_alloc = max(high - pcp.count - base_batch, base_batch)
+        if batch <= max_nr_alloc and pcp.alloc_factor < CONFIG_PCP_BATCH_SCALE_MAX:
+            pcp.alloc_factor += 1
+        batch = min(batch, max_nr_alloc)
+    if batch > 1:
+        batch = max(batch >> order, 2)
+    return batch
 
 
 def __rmqueue_pcplist(z: zone, order: int, migratetype: int, alloc_flags: int, pcp, lst) -> Page | None:
+    """Take the first page of ``lst``, refilling it from buddy when empty.  The C repeats this while
+    ``check_new_pages`` finds a bad page; no page on a free list is bad in the model (see
+    :func:`rmqueue_buddy`), so there is nothing to repeat."""
     if not lst:
-        alloced = rmqueue_bulk(z, order, nr_pcp_alloc(pcp, order), lst, migratetype, alloc_flags)
+        alloced = rmqueue_bulk(z, order, nr_pcp_alloc(pcp, z, order), lst, migratetype, alloc_flags)
         pcp.count += alloced << order
         if not alloced:
             return None
@@ -513,14 +597,16 @@ def rmqueue_pcplist(preferred_zone: zone, z: zone, order: int, migratetype: int,
 
 
 def free_pcppages_bulk(z: zone, count: int, pcp, pindex: int) -> None:
-    """Return ``count`` pages from ``pcp`` to buddy, taking lists round-robin from their tails, under
-    an unconditional ``zone->lock``; fires ``mm_page_pcpu_drain`` with it held."""
+    """Return ``count`` pages from ``pcp`` to buddy under an unconditional ``zone->lock``, list
+    ``pindex`` first, then the others round-robin, each from its tail; fires ``mm_page_pcpu_drain``
+    with the lock held (v6.13: https://elixir.bootlin.com/linux/v6.13/C/ident/free_pcppages_bulk)."""
     count = min(pcp.count, count)
     mm = running().kernel.mem_map
+    pindex -= 1  # the search below steps forward first: start at the list asked for
     flags = spin_lock_irqsave(z.lock)
     nr_lists = len(pcp.lists)
     while count > 0:
-        while True:  # the next non-empty list after the last one drained
+        while True:  # the next non-empty list, from pindex on
             pindex = (pindex + 1) % nr_lists
             if pcp.lists[pindex]:
                 break
@@ -536,38 +622,100 @@ def free_pcppages_bulk(z: zone, count: int, pcp, pindex: int) -> None:
     spin_unlock_irqrestore(z.lock, flags)
 
 
-def nr_pcp_free(pcp, batch: int, high: int) -> int:
-    """How many pages a free past ``high`` returns: ``batch``, or enough to get below ``high``."""
-    return min(pcp.count, max(batch, pcp.count - high + 1))
+def nr_pcp_free(pcp, batch: int, high: int, free_high: bool) -> int:
+    """How many pages a free at or past ``high`` returns (v6.13 ``nr_pcp_free``, since v6.7:
+    https://elixir.bootlin.com/linux/v6.13/C/ident/nr_pcp_free).
+
+    ``clamp(free_count, batch, high - batch)``: a run of frees with no allocation between returns up to
+    ``high - batch`` pages at a time and leaves ``batch`` on the lists.  A high-order free run
+    (``free_high``) returns up to ``batch << CONFIG_PCP_BATCH_SCALE_MAX``; a pcp whose ``high`` is below
+    its ``batch`` returns 1.
+    """
+    if free_high:
+        return min(pcp.count, batch << CONFIG_PCP_BATCH_SCALE_MAX)
+    if high < batch:
+        return 1
+    return _clamp(pcp.free_count, batch, high - batch)
+
+
+def nr_pcp_high(pcp, z: zone, batch: int, free_high: bool) -> int:
+    """The mark a free compares ``count`` with (v6.13 ``nr_pcp_high``:
+    https://elixir.bootlin.com/linux/v6.13/C/ident/nr_pcp_high).
+
+    ``high`` is first clamped into ``high_min .. high_max``; a high-order free run lowers it and returns
+    0 (free now).  Where ``high`` may move, a free that reaches it raises it to hold ``free_count +
+    batch``.  Left out, as the model has neither: the lowering while reclaim is active
+    (``ZONE_RECLAIM_ACTIVE``) and while the zone is below its high watermark (``ZONE_BELOW_HIGH``), and
+    ``decay_pcp_high``, the vmstat worker's periodic lowering.
+    """
+    high = pcp.high = _clamp(pcp.high, pcp.high_min, pcp.high_max)
+    if not high:
+        return 0
+    if free_high:
+        pcp.high = max(high - (batch << CONFIG_PCP_BATCH_SCALE_MAX), pcp.high_min)
+        return 0
+    if pcp.high_min == pcp.high_max:
+        return high
+    if pcp.count >= high:
+        need_high = pcp.free_count + batch
+        if pcp.high < need_high:
+            pcp.high = _clamp(need_high, pcp.high_min, pcp.high_max)
+    return high
 
 
 #~ def free_unref_page_commit(z: zone, pcp, page: Page, migratetype: int, order: int) -> None:  # @until 2
 def free_unref_page_commit(z: zone, pcp, page: Page, migratetype: int, order: int,  # @since 2
                            fpi_flags: int) -> None:  # @since 2
-    """Put a freed page at the head of its pcp list; past ``high``, bulk-free to buddy.
+    """Put a freed page at the head of its pcp list; at or past ``high``, bulk-free to buddy, the
+    list just freed to first (v6.13: https://elixir.bootlin.com/linux/v6.13/C/ident/free_unref_page_commit).
+
+    Every free halves ``alloc_factor`` and adds to ``free_count`` (capped at
+    ``batch << CONFIG_PCP_BATCH_SCALE_MAX``), which sizes the bulk free (:func:`nr_pcp_free`); two
+    consecutive frees of orders 1..3 with ``free_count >= batch`` free as much as they may.  The model
+    does not clear ``ZONE_BELOW_HIGH`` after the bulk free: it never sets it (:func:`nr_pcp_high`).
 
     An ``FPI_TRYLOCK`` free stops after the list insertion: the bulk free would spin on
     ``zone->lock``, so ``pcp->count`` may stay above ``high`` until an ordinary free (patch 2, R2.4)."""
-    pcp.count += 1 << order
+    pcp.alloc_factor >>= 1
+    running().kernel.vm_events[PGFREE] += 1 << order
     pindex = order_to_pindex(migratetype, order)
     pcp.lists[pindex].appendleft(page.pfn)
-    running().kernel.vm_events[PGFREE] += 1 << order
-    pcp.free_count += 1 << order
+    pcp.count += 1 << order
+    batch = pcp.batch
+    free_high = False
+    if order and order <= PAGE_ALLOC_COSTLY_ORDER:
+        free_high = (pcp.free_count >= batch and bool(pcp.flags & PCPF_PREV_FREE_HIGH_ORDER)
+                     and (not pcp.flags & PCPF_FREE_HIGH_BATCH or pcp.count >= batch))
+        pcp.flags |= PCPF_PREV_FREE_HIGH_ORDER
+    elif pcp.flags & PCPF_PREV_FREE_HIGH_ORDER:
+        pcp.flags &= ~PCPF_PREV_FREE_HIGH_ORDER
+    if pcp.free_count < batch << CONFIG_PCP_BATCH_SCALE_MAX:
+        pcp.free_count += 1 << order
     # @since 2
     if fpi_flags & FPI_TRYLOCK:
         return
     # @end
-    if pcp.count >= pcp.high:
-        free_pcppages_bulk(z, nr_pcp_free(pcp, pcp.batch, pcp.high), pcp, pindex)
+    high = nr_pcp_high(pcp, z, batch, free_high)
+    if pcp.count >= high:
+        free_pcppages_bulk(z, nr_pcp_free(pcp, batch, high, free_high), pcp, pindex)
 
 
 def drain_pages_zone(cpu: int, z: zone) -> None:
-    """Empty CPU ``cpu``'s pcp of zone ``z`` (possibly another CPU's) with a blocking ``spin_lock``."""
+    """Empty CPU ``cpu``'s pcp of zone ``z`` (possibly another CPU's): take its lock with a blocking
+    ``spin_lock``, re-read the count under it and free at most ``batch << CONFIG_PCP_BATCH_SCALE_MAX``
+    pages, drop the lock, and go again until the count read is 0 (v6.10+, as in v6.13:
+    https://elixir.bootlin.com/linux/v6.13/C/ident/drain_pages_zone)."""
     pcp = per_cpu_ptr(z.per_cpu_pageset, cpu)
-    if pcp.count:
+    while True:
         spin_lock(pcp.lock)
-        free_pcppages_bulk(z, pcp.count, pcp, 0)
+        count = pcp.count
+        if count:
+            to_drain = min(count, pcp.batch << CONFIG_PCP_BATCH_SCALE_MAX)
+            free_pcppages_bulk(z, to_drain, pcp, 0)
+            count -= to_drain
         spin_unlock(pcp.lock)
+        if not count:
+            return
 
 
 def drain_local_pages(z: zone | None = None) -> None:
@@ -579,10 +727,15 @@ def drain_local_pages(z: zone | None = None) -> None:
 
 
 def drain_all_pages(z: zone | None = None) -> None:
-    """Drain every CPU's pcp, remotely from the calling CPU (as since v5.19)."""
+    """Drain the pcps of every CPU that has pages on them (of ``z``, or of any zone), remotely from the
+    calling CPU (``__drain_all_pages``, v6.13; remote since v5.19).  The racy count check picks the
+    CPUs first, as in C; ``pcpu_drain_mutex``, which serialises concurrent drains, is left out."""
     kernel = running().kernel
-    for cpu in range(kernel.config.nr_cpus):
-        for each in [z] if z is not None else kernel.zones:
+    zones = [z] if z is not None else kernel.zones
+    cpus = [cpu for cpu in range(kernel.config.nr_cpus)
+            if any(per_cpu_ptr(each.per_cpu_pageset, cpu).count for each in zones)]
+    for cpu in cpus:
+        for each in zones:
             drain_pages_zone(cpu, each)
 
 
@@ -663,9 +816,15 @@ def get_page_from_freelist(gfp: int, order: int, alloc_flags: int, ac: alloc_con
 
 
 def post_alloc_hook(page: Page, order: int, gfp: int) -> None:
-    """Hand a page out: first reference (v6.13 sets it here, spec 1.1), zeroing, page_owner."""
+    """Hand a page out: first reference, zeroing, page_owner.
+
+    Up to v6.13 the first reference is set here, so every page leaves ``get_page_from_freelist`` with
+    refcount 1.  From v6.14-rc1 (efabfe1420f5, "mm/page_alloc: move set_page_refcounted() to callers
+    of get_page_from_freelist()") pages leave it frozen, refcount 0, and each caller sets the count:
+    level 6.15 does so in :func:`__alloc_pages` and :func:`try_alloc_pages`.
+    """
     set_page_private(page, 0)
-    set_page_refcounted(page)
+    #~ set_page_refcounted(page)  # @until 6.15
     if gfp & __GFP_ZERO:
         page.mem_map.contents[page.pfn:page.pfn + (1 << order)] = bytes([CONTENT_ZERO]) * (1 << order)
     page_owner.set_page_owner(page, order, gfp)
@@ -723,16 +882,23 @@ def alloc_flags_nofragment(z: zone, gfp: int) -> int:
 
 
 def gfp_to_alloc_flags(gfp: int, order: int) -> int:
-    """The slow path's flags: min watermark, reserves for ``__GFP_HIGH`` and non-blocking masks."""
+    """The slow path's flags (v6.13: https://elixir.bootlin.com/linux/v6.13/C/ident/gfp_to_alloc_flags):
+    the min watermark; ``__GFP_HIGH`` may use part of the reserve below it; a mask that may not block
+    and does not forbid reserves (``__GFP_NOMEMALLOC``) gets ``ALLOC_NON_BLOCK``, and for order > 0
+    also the highatomic reserve; a non-blocking ``__GFP_HIGH`` ignores the cpuset.  The boost C gives
+    real-time tasks (``rt_or_deadline_task``) is left out: the model has no scheduling classes."""
     flags = ALLOC_WMARK_MIN | ALLOC_CPUSET
     if gfp & __GFP_HIGH:
         flags |= ALLOC_MIN_RESERVE
     if gfp & __GFP_KSWAPD_RECLAIM:
         flags |= ALLOC_KSWAPD
     if not gfp & __GFP_DIRECT_RECLAIM:
-        flags |= ALLOC_NON_BLOCK
         if not gfp & __GFP_NOMEMALLOC:
-            flags |= ALLOC_HIGHATOMIC
+            flags |= ALLOC_NON_BLOCK
+            if order > 0:
+                flags |= ALLOC_HIGHATOMIC
+        if flags & ALLOC_MIN_RESERVE:
+            flags &= ~ALLOC_CPUSET
     return flags
 
 
@@ -792,6 +958,10 @@ def __alloc_pages(gfp: int, order: int, preferred_nid: int, nodemask=None) -> Pa
     page = get_page_from_freelist(gfp, order, alloc_flags, ac)
     if page is None:
         page = __alloc_pages_slowpath(gfp, order, ac)
+    # @since 6.15
+    if page is not None:
+        set_page_refcounted(page)  # pages come out of get_page_from_freelist frozen (efabfe1420f5)
+    # @end
     if (page is not None and gfp & __GFP_ACCOUNT and memcontrol.memcg_kmem_online()
             and memcontrol.__memcg_kmem_charge_page(page, gfp, order) != 0):
         __free_pages(page, order)
@@ -850,6 +1020,10 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
     ac, alloc_flags = prepared
     # no slow path: it would reclaim, compact, wake kswapd, OOM, warn ... all of which take locks
     page = get_page_from_freelist(gfp, order, alloc_flags, ac)
+    # @since 6.15
+    if page is not None:
+        set_page_refcounted(page)  # 2985dae1e521 (S9.6.1): the page came out frozen
+    # @end
     # @since 5
     # the caller picked the memcg (set_active_memcg); a failed charge frees without spinning
     if (memcontrol.memcg_kmem_online() and page is not None

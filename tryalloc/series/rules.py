@@ -535,7 +535,9 @@ RULES: tuple[Rule, ...] = (
             "Ordinary frees (__free_pages, free_unref_page, renamed free_frozen_pages in 6.15, and batched "
             "folio frees) keep their baseline behaviour except that on reaching free_one_page they drain the "
             "zone's deferred list, and that there, in v6, zone->lock is a trylock then a spinning lock (a "
-            "direct lock from 6.15, S9.7.1). free_pcppages_bulk takes zone->lock directly at every level."
+            "direct lock from 6.15, S9.7.1). free_pcppages_bulk takes zone->lock directly at every level. "
+            "Model's reading: the model has no batched folio free (free_unref_folios), so that part is not "
+            "exercised; its frees go through the same free_unref_page_commit and free_one_page."
         ),
         section="3.5",
         since="2",
@@ -1322,10 +1324,11 @@ RULES: tuple[Rule, ...] = (
     Rule(
         id="I3",
         statement=(
-            "pcp->count can exceed pcp->high only through FPI_TRYLOCK frees, and the next ordinary free into "
-            "that pcp finding the count at or above the mark bulk-frees pages to buddy. Model's reading: the "
-            "model holds pcp->high fixed; the kernel's dynamic high and bounded bulk batch may need several "
-            "ordinary frees to get back below the mark."
+            "pcp->count can exceed pcp->high only through FPI_TRYLOCK frees, and each ordinary free into "
+            "that pcp finding the count at or above the mark bulk-frees clamp(free_count, batch, high - batch) "
+            "pages to buddy (nr_pcp_free, v6.7 on), so after a long run of FPI_TRYLOCK frees several ordinary "
+            "frees may be needed to get back below the mark. Model's reading: the model does not tune "
+            "pcp->high automatically (high_min equals high_max unless a scenario sets a range)."
         ),
         section="11",
         since="2",
