@@ -47,7 +47,7 @@ def test_a_request_above_the_batch_fails_without_touching_the_lock():
     a = M.mem_cgroup_create(k, "a")
     k.call(M.try_charge_memcg, a, GFP_KERNEL, 1)
     assert k.call(M.consume_stock, a, M.MEMCG_CHARGE_BATCH + 1, NOSPIN) is False
-    assert stock_lock_ops(k, "task0") == [] and stock(k) == ("a", M.MEMCG_CHARGE_BATCH - 1)
+    assert stock_lock_ops(k, "task") == [] and stock(k) == ("a", M.MEMCG_CHARGE_BATCH - 1)
 
 
 @pytest.mark.rule("R4.2")
@@ -197,6 +197,20 @@ def test_v6_gap_a_kmem_charge_from_nmi_updates_the_memcg_statistics_in_nmi():
 
     assert nmi_inside_stock_lock(k, lambda: M.try_charge_memcg(a, GFP_KERNEL, 1), nmi) == 0
     assert b.kmem == 1 and [e[2] for e in k.events if e[3] == "mod_memcg_state"] == ["task>nmi"]
+
+
+@pytest.mark.rule("S9.4.3")
+def test_from_6_15_a_spinning_consume_locks_at_once_and_only_a_non_spinning_one_tries():
+    k = machine()
+    a = M.mem_cgroup_create(k, "a")
+    k.call(M.try_charge_memcg, a, GFP_KERNEL, 1)
+    k.call(M.consume_stock, a, 1, GFP_KERNEL)
+    assert stock_lock_ops(k, "task") == ["local_lock_irqsave", "acquired", "local_unlock_irqrestore"]
+    k.call(M.consume_stock, a, 1, NOSPIN)
+    assert stock_lock_ops(k, "task") == ["local_trylock_irqsave", "acquired", "local_unlock_irqrestore"]
+    # and a non-spinning one that finds the lock held still gives up
+    got = nmi_inside_stock_lock(k, lambda: M.drain_local_stock(), lambda: M.consume_stock(a, 1, NOSPIN))
+    assert got is False and stock(k) == (None, 0)
 
 
 # --- PREEMPT_RT ---------------------------------------------------------------------------------
