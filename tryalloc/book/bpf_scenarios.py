@@ -127,7 +127,7 @@ def can_alloc_table(L) -> dict[str, dict[str, dict]]:
     for label in CONTEXTS:
         table[label] = {}
         for column, rt in (("!RT", False), ("RT", True)):
-            k = L.Kernel(nr_cpus=1, pages_per_node=256, preempt_rt=rt)
+            k = L.Kernel(nr_cpus=1, pages_per_node=512, preempt_rt=rt)
             table[label][column] = _one_page(L, k, label)
             check_books(L, k)
     return table
