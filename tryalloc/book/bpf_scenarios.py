@@ -32,6 +32,8 @@ CONTEXTS = {
     "hardirq": ("hardirq", None),
     "NMI": ("nmi", None),
 }
+#: The machines of the table, as in the RT / !RT / UP matrix.
+COLUMNS = {"!RT": {}, "RT": {"preempt_rt": True}, "!RT UP": {"smp": False}}
 #: Where the chain's program is attached: label -> (hook, the context that fires it).
 HOOKS = {
     "mm_page_alloc (task)": ("mm_page_alloc", "task"),
@@ -118,7 +120,7 @@ def _one_page(L, k, label: str) -> dict:
 
 
 def can_alloc_table(L) -> dict[str, dict[str, dict]]:
-    """For every context of :data:`CONTEXTS`, on a !RT and an RT machine: ``can_alloc_pages()``, the
+    """For every context of :data:`CONTEXTS`, on each machine of :data:`COLUMNS`: ``can_alloc_pages()``, the
     allocator ``__bpf_alloc_page`` called, the return value, whether the page came zeroed and how many
     pages the map's memcg was charged.  Patch 6 and later only."""
     if not has_patch6(L):
@@ -126,8 +128,8 @@ def can_alloc_table(L) -> dict[str, dict[str, dict]]:
     table = {}
     for label in CONTEXTS:
         table[label] = {}
-        for column, rt in (("!RT", False), ("RT", True)):
-            k = L.Kernel(nr_cpus=1, pages_per_node=512, preempt_rt=rt)
+        for column, config in COLUMNS.items():
+            k = L.Kernel(nr_cpus=1, pages_per_node=512, **config)
             table[label][column] = _one_page(L, k, label)
             check_books(L, k)
     return table
