@@ -273,3 +273,37 @@ def test_unlocking_a_local_trylock_t_that_is_not_held_is_refused():
     with pytest.raises(LockUsageError, match=r"local_unlock_irqrestore\(memcg_stock.stock_lock\).*not held"):
         k.call(task)
     assert lock.active == [0, 0] and lock.holder(0) is None
+
+
+@pytest.mark.levels(since="3", until="6.15")
+def test_in_v6_a_holder_that_used_local_lock_is_invisible_to_the_trylock():
+    """Only the irqsave pair maintains the flag (spec 4.4): the NMI's trylock succeeds and walks in."""
+    k = Kernel(nr_cpus=1, detectors=QUIET)
+    lock = LL.local_trylock_t(NAME, 1)
+
+    def task():
+        LL.local_lock(lock)
+        LL.local_unlock(lock)
+
+    k.spawn(0, task)
+    k.on_interrupt(0, "nmi", trying(lock, []))
+    with pytest.raises(PerCpuCorruptionError, match="only the irqsave pair sets active"):
+        k.run(Scripted(When(cpu=0, op="acquired", obj=NAME, inject="nmi")))
+
+
+@pytest.mark.rule("S9.4.1")
+def test_from_6_15_every_variant_maintains_the_flag():
+    k = Kernel(nr_cpus=1, detectors=QUIET)
+    lock = LL.local_trylock_t(NAME, 1)
+    got = []
+
+    def task():
+        LL.local_lock(lock)
+        got.append(lock.active[0])
+        LL.local_unlock(lock)
+        got.append(lock.active[0])
+
+    k.spawn(0, task)
+    k.on_interrupt(0, "nmi", trying(lock, got))
+    k.run(Scripted(When(cpu=0, op="acquired", obj=NAME, inject="nmi")))
+    assert got == [1, (False, True, True, 1), 0]  # the NMI's trylock fails: the holder is visible

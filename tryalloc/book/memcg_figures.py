@@ -9,11 +9,14 @@ from __future__ import annotations
 import io
 
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from ..errors import InvalidArgumentError
 
 _HELD = "#d7191c"
 _FREE = "#2c7bb6"
+_HELD_BG = "#f4c2c2"  # a snapshot taken while a context is inside stock_lock
+_FREE_BG = "#e8e8e8"
 
 
 def as_svg(fig: Figure):
@@ -26,30 +29,29 @@ def as_svg(fig: Figure):
 
 
 def stock_snapshots(snapshots: dict[str, dict], batch: int = 64, title: str | None = None) -> Figure:
-    """One bar per snapshot of CPU0's stock (``{"cached", "nr_pages", "locked_by"}`` as
-    :func:`~tryalloc.book.memcg_scenarios.nmi_charge_inside_stock` records them): the pages it holds,
-    the memcg it caches written on the bar, red while a context is inside ``stock_lock``, with the
-    batch (the most a stock keeps) as a dashed line."""
+    """One column per snapshot of CPU0's stock (``{"cached", "nr_pages", "locked_by"}`` as
+    :func:`~tryalloc.book.memcg_scenarios.nmi_charge_inside_stock` records them): a bar of the pages
+    it holds with the memcg it caches written above, on a red background while a context is inside
+    ``stock_lock``, and the batch (the most a stock keeps) as a dashed line."""
     if not snapshots:
         raise InvalidArgumentError("stock_snapshots: no snapshot to draw")
-    fig = Figure(figsize=(max(5.0, 1.8 * len(snapshots)), 3.4), layout="constrained")
+    fig = Figure(figsize=(max(5.5, 2.0 * len(snapshots)), 3.6), layout="constrained")
     ax = fig.subplots()
     for i, snap in enumerate(snapshots.values()):
-        colour = _HELD if snap["locked_by"] else _FREE
-        ax.bar(i, snap["nr_pages"], width=0.6, color=colour)
+        ax.axvspan(i - 0.45, i + 0.45, color=_HELD_BG if snap["locked_by"] else _FREE_BG, zorder=0)
+        ax.bar(i, snap["nr_pages"], width=0.5, color=_FREE, zorder=2)
         cached = snap["cached"] or "none"
-        ax.text(i, snap["nr_pages"] + batch * 0.03, f"cached: {cached}\n{snap['nr_pages']} pages", ha="center",
-                va="bottom", fontsize=9)
-    ax.axhline(batch, linestyle="--", color="grey", linewidth=1)
-    ax.text(len(snapshots) - 0.5, batch, f"MEMCG_CHARGE_BATCH = {batch}", ha="right", va="bottom", fontsize=8,
-            color="grey")
+        ax.text(i, snap["nr_pages"] + batch * 0.04, f"cached: {cached}\n{snap['nr_pages']} pages", ha="center",
+                va="bottom", fontsize=9, zorder=3)
+    ax.axhline(batch, linestyle="--", color="grey", linewidth=1, zorder=1)
+    ax.text(-0.45, batch * 1.02, f"MEMCG_CHARGE_BATCH = {batch}", ha="left", va="bottom", fontsize=8, color="grey")
     ax.set_xticks(range(len(snapshots)))
     ax.set_xticklabels(list(snapshots), fontsize=9)
-    ax.set_ylim(0, batch * 1.35)
+    ax.set_xlim(-0.5, len(snapshots) - 0.5)
+    ax.set_ylim(0, batch * 1.45)
     ax.set_ylabel("pages in CPU0's stock")
-    ax.bar([], [], color=_HELD, label="stock_lock held")
-    ax.bar([], [], color=_FREE, label="stock_lock free")
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.legend(handles=[Patch(color=_HELD_BG, label="stock_lock held"), Patch(color=_FREE_BG, label="stock_lock free")],
+              loc="upper right", fontsize=8, frameon=False)
     if title:
         ax.set_title(title, fontsize=10)
     return fig

@@ -26,8 +26,10 @@ I5) adds :class:`local_trylock_t` and :func:`local_trylock_irqsave`:
 * PREEMPT_RT: both types are the same per-CPU ``spinlock_t``; the trylock fails at once in NMI and
   hard-IRQ, else it disables migration and trylocks this CPU's lock with ``spin_trylock`` (R3.5).
 
-As in v6, only the irqsave pair maintains ``active`` (``local_lock`` does not; 6.15's S9.4.1 made every
-variant do so, which the model does not yet build).
+In v6 only the irqsave pair maintains ``active`` (``local_lock`` does not, so a holder that used it is
+invisible to the trylock).  From 6.15 (51339d99c013, S9.4.1) every variant the model has
+(``local_lock``, ``local_lock_irqsave`` and their unlocks) maintains it; the kernel renamed the word
+``acquired``, the model keeps ``active``.
 """
 from __future__ import annotations
 
@@ -100,8 +102,9 @@ def _enter(lock: local_lock_t, op: str) -> None:
                            "the same per-CPU data.", "PER-CPU DATA CORRUPTION")
     if run.lockdep:
         run.kernel.lockdep.acquire(lock, ctx, trylock=False)
-    if op == "local_lock_irqsave":  # @since 3
-        _set_active(lock, cpu.id, 1)  # @since 3
+    #~ if op == "local_lock_irqsave":  # @since 3 @until 6.15
+    #~     _set_active(lock, cpu.id, 1)  # @since 3 @until 6.15
+    _set_active(lock, cpu.id, 1)  # @since 6.15
     lock._holder[cpu.id] = ctx
     ctx.held.append(lock)
     event("acquired", lock)
@@ -123,8 +126,9 @@ def _leave(lock: local_lock_t, op: str) -> None:
         _unlock(lock._rt_lock[cpu.id], op)
         return
     point(op, lock)
-    if op == "local_unlock_irqrestore":  # @since 3
-        _set_active(lock, cpu.id, 0)  # @since 3
+    #~ if op == "local_unlock_irqrestore":  # @since 3 @until 6.15
+    #~     _set_active(lock, cpu.id, 0)  # @since 3 @until 6.15
+    _set_active(lock, cpu.id, 0)  # @since 6.15
     ctx.held.remove(lock)
     lock._holder[cpu.id] = None
 
@@ -175,6 +179,11 @@ def local_trylock_irqsave(lock: local_trylock_t) -> IrqFlags | None:
         event("trylock-failed", lock)
         return None
     ctx = cpu.stack[-1]
+    inside = lock._holder[cpu.id]
+    if inside is not None:  # entered with local_lock(), which in v6 leaves the flag alone (not from 6.15)
+        report_both_inside(run, ctx, inside, lock, "local_trylock_irqsave", "In v6 only the irqsave pair sets "
+                           "active on a local_trylock_t: a holder that used local_lock() is invisible to the "
+                           "trylock.", "PER-CPU DATA CORRUPTION")
     lock.active[cpu.id] = 1
     if run.lockdep:
         run.kernel.lockdep.acquire(lock, ctx, trylock=True)
