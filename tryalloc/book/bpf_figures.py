@@ -65,13 +65,15 @@ def workload_over_time(runs: dict[str, dict], width_px: int = 740) -> Figure:
 
 def usage_against_limit(runs: dict[str, dict], width_px: int = 740) -> Figure:
     """The memcg's usage (pages charged, the per-CPU stocks included) after every page request of
-    each run, with its ``memory.max`` as a dashed line."""
+    each run, the part of it parked in the CPUs' stocks, and its ``memory.max`` as a dashed line."""
     _check_runs(runs, "usage_against_limit")
     fig, axes = _figure(width_px, 260, len(runs))
     for ax, (name, run) in zip(axes, runs.items(), strict=True):
         t = [p["t"] for p in run["series"]]
         ax.step(t, [p["usage"] for p in run["series"]], where="post", color="#2c7bb6", linewidth=1.6,
                 label="memory.current")
+        ax.step(t, [p["stocked"] for p in run["series"]], where="post", color="#fdae61", linewidth=1.4,
+                label="of which in per-CPU stocks")
         ax.axhline(run["limit"], linestyle="--", color="#d7191c", linewidth=1.2, label=f"memory.max = {run['limit']}")
         ax.set_ylim(0, run["limit"] * 1.25)
         _style(ax, name, "page request", "pages" if ax is axes[0] else None)

@@ -272,7 +272,8 @@ def sampler_workload(L, preempt_rt: bool, nr_cpus: int = 3, rounds: int = 40, li
 
     Returns a time series, one point after every operation of any CPU: the pages allocated, the
     failed requests split into those refused by memory.max and the others (lock contention), the
-    frees deferred onto ``zone->trylock_free_pages``, and the memcg's usage; plus the totals, and the
+    frees deferred onto ``zone->trylock_free_pages``, the memcg's usage and how much of it is charges
+    parked in the CPUs' stocks; plus the totals, and the
     pages left over after the arena is freed.  With ``check_every`` = n > 0 the memcg ledger is
     checked after every n-th request, inside the run (the page allocator's conservation check needs a
     quiet machine: it runs at the end).
@@ -306,7 +307,9 @@ def sampler_workload(L, preempt_rt: bool, nr_cpus: int = 3, rounds: int = 40, li
             totals["contention"] += 1
         else:
             totals["other"] += 1
-        series_.append({"t": len(series_), **totals, "usage": app.memory.usage, "deferred": _deferred(run.events)})
+        stocked = sum(r["nr_pages"] for r in M.memcg_stock_view(k) if r["cached"] == app.name)
+        series_.append({"t": len(series_), **totals, "usage": app.memory.usage, "stocked": stocked,
+                        "deferred": _deferred(run.events)})
         if check_every and len(series_) % check_every == 0:
             M.memcg_invariants(k)
         return got
