@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections import Counter
 from collections.abc import Callable
 
 from ..errors import InvalidArgumentError
@@ -147,7 +148,8 @@ def chain_run(L, hook: str, preempt_rt: bool = False) -> dict:
     Before patch 6 the program's call passes ``GFP_ATOMIC`` (the best a v6.13 caller that may not
     sleep could do); from patch 6 ``bpf_map_alloc_pages`` chooses.  Returns the outcome (``"completes"``
     or the first line of the report that stopped the run), the program's runs and misses, the pages
-    it got and the NULLs, and whether the books balanced afterwards.
+    it got and the NULLs, whether the books balanced afterwards, and ``seen``: the
+    ``(preempt_count(), irqs_disabled())`` the program found the first time it ran.
     """
     if hook not in HOOKS:
         raise InvalidArgumentError(f"chain_run: hook must be one of {', '.join(HOOKS)}, got {hook!r}")
@@ -155,9 +157,10 @@ def chain_run(L, hook: str, preempt_rt: bool = False) -> dict:
     tracepoint, context = HOOKS[hook]
     k = L.Kernel(nr_cpus=1, pages_per_node=512, preempt_rt=preempt_rt, detectors={"lockdep": "off"})
     m = S.bpf_map_init_from_attr(k, S.BPF_MAP_TYPE_ARRAY, 64, memcg=L.mm.memcontrol.mem_cgroup_create(k, "map"))
-    got, nulls = [], []
+    got, nulls, seen = [], [], []
 
     def prog(ctx):
+        seen.append((L.kernel.preempt.preempt_count(), L.kernel.preempt.irqs_disabled()))
         pages = [None]
         if map_alloc_pages(S, m, G.GFP_ATOMIC, A.NUMA_NO_NODE, 1, pages) == 0:
             got.append(pages[0])
@@ -187,12 +190,12 @@ def chain_run(L, hook: str, preempt_rt: bool = False) -> dict:
         outcome = "completes"
     except L.TryallocError as err:
         return {"outcome": _outcome(err), "runs": p.run_cnt, "misses": p.misses, "got": len(got),
-                "nulls": len(nulls), "balanced": None}
+                "nulls": len(nulls), "balanced": None, "seen": seen[0] if seen else None}
     for page in got:
         k.call(A.__free_pages, page, 0)
     check_books(L, k)
     return {"outcome": outcome, "runs": p.run_cnt, "misses": p.misses, "got": len(got), "nulls": len(nulls),
-            "balanced": allocated(L, k) == 0}
+            "balanced": allocated(L, k) == 0, "seen": seen[0] if seen else None}
 
 
 def _contender(L, rounds: int) -> Callable:
@@ -208,9 +211,9 @@ def _contender(L, rounds: int) -> Callable:
     return body
 
 
-def _zone_trylock_failed(events: list) -> bool:
-    """Did CPU0 fail a trylock of ``zone->lock`` among ``events``?"""
-    return any(cpu == 0 and op == "trylock-failed" and obj == "zone->lock" for _, cpu, _, op, obj in events)
+def _zone_trylocks_failed(events: list) -> int:
+    """How many trylocks of ``zone->lock`` CPU0 failed among ``events``."""
+    return sum(cpu == 0 and op == "trylock-failed" and obj == "zone->lock" for _, cpu, _, op, obj in events)
 
 
 def fault_contention(L, preempt_rt: bool, nr_cpus: int = 3, faults: int = 64, seeds=range(20)) -> dict:
@@ -219,7 +222,8 @@ def fault_contention(L, preempt_rt: bool, nr_cpus: int = 3, faults: int = 64, se
 
     Memory is plentiful (the arena's memcg has no limit, the zone has thousands of free pages), so
     every SIGSEGV is spurious.  Returns the SIGSEGVs per seed and in all, how many of them followed a
-    failed trylock of ``zone->lock`` by CPU0 during that fault (the explanation), how many of them left
+    failed trylock of ``zone->lock`` by CPU0 during that fault (the explanation) and how many such
+    trylocks each took (``trylocks_per_segv``: count -> SIGSEGVs), how many of them left
     their page offset free in the range tree, the faults made, and the pages left out of the
     allocator after the arenas were freed (0: nothing leaked).
     """
@@ -227,6 +231,7 @@ def fault_contention(L, preempt_rt: bool, nr_cpus: int = 3, faults: int = 64, se
         raise InvalidArgumentError(f"fault_contention: nr_cpus must be 2..4, got {nr_cpus!r}")
     AR, M = L.bpf.arena, L.mm.memcontrol
     per_seed, explained, leaked, offsets_free = [], 0, 0, 0
+    trylocks: Counter = Counter()  # failed zone trylocks per SIGSEGV -> how many SIGSEGVs
     for seed in seeds:
         k = L.Kernel(nr_cpus=nr_cpus, pages_per_node=2048, preempt_rt=preempt_rt, detectors={"lockdep": "off"})
         arena = AR.arena_map_alloc(k, faults, memcg=M.mem_cgroup_create(k, "a"))
@@ -237,12 +242,13 @@ def fault_contention(L, preempt_rt: bool, nr_cpus: int = 3, faults: int = 64, se
             for i in range(faults):
                 start = len(events)
                 if AR.arena_vm_fault(arena, arena.user_vm_start + i * AR.PAGE_SIZE) == AR.VM_FAULT_SIGSEGV:
-                    segv.append((i, _zone_trylock_failed(events[start:])))
+                    segv.append((i, _zone_trylocks_failed(events[start:])))
         k.spawn(0, user)
         for cpu in range(1, nr_cpus):
             k.spawn(cpu, _contender(L, 30))
         k.run(L.Random(seed))
-        explained += sum(failed for _, failed in segv)
+        explained += sum(failed > 0 for _, failed in segv)
+        trylocks.update(failed for _, failed in segv)
         per_seed.append(len(segv))
         # a failed fault gives its offset back: free in the range tree, nothing mapped there
         offsets_free += sum(AR.is_range_tree_set(arena.rt, i, 1) == 0 and i not in arena.kern_vm for i, _ in segv)
@@ -250,7 +256,8 @@ def fault_contention(L, preempt_rt: bool, nr_cpus: int = 3, faults: int = 64, se
         check_books(L, k)
         leaked += allocated(L, k)
     return {"per_seed": per_seed, "sigsegv": sum(per_seed), "faults": faults * len(per_seed),
-            "explained": explained, "leaked": leaked, "runs": len(per_seed), "offsets_free": offsets_free}
+            "explained": explained, "leaked": leaked, "runs": len(per_seed), "offsets_free": offsets_free,
+            "trylocks_per_segv": dict(trylocks)}
 
 
 def _deferred(events: list) -> int:
