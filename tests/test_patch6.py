@@ -16,6 +16,7 @@ from tryalloc.bpf import syscall as S
 from tryalloc.errors import InvalidContextError
 from tryalloc.include import gfp as G
 from tryalloc.kernel import preempt as P
+from tryalloc.kernel.locking import spin_lock, spin_unlock, spinlock_t
 from tryalloc.mm import memcontrol as M
 from tryalloc.mm import page_alloc as A
 from tryalloc.mm.page import CONTENT_ZERO
@@ -106,6 +107,21 @@ def test_on_rt_every_context_goes_through_try_alloc_pages_even_a_page_fault():
     assert k.call(AR.arena_vm_fault, arena, arena.user_vm_start) == 0
     assert went_through_try_alloc_pages(masks)
     assert k.call(S.can_alloc_pages) is False  # a task with nothing disabled: still not on RT
+
+
+@pytest.mark.rule("R6.2")
+def test_on_rt_a_task_holding_a_spinlock_looks_sleepable_and_only_the_rt_clause_says_no():
+    k = machine(preempt_rt=True)
+    lock = spinlock_t("zone->lock")
+
+    def holder():
+        spin_lock(lock)
+        try:
+            return S.can_alloc_pages(), P.preempt_count(), P.irqs_disabled()
+        finally:
+            spin_unlock(lock)
+
+    assert k.call(holder) == (False, 0, False)
 
 
 @pytest.mark.rule("R6.3")
@@ -216,6 +232,10 @@ def test_the_chain_deadlocks_at_level_0_under_zone_lock_and_completes_at_level_6
         if "zone->lock" in hook:
             assert old["outcome"] != "completes" and old["runs"] == 1, hook
             assert new["got"] == 0 and new["nulls"] == new["runs"] > 0  # NULL, not a deadlock
+            if hook.startswith("mm_page"):  # a tracepoint in the task, under zone->lock
+                count, irqs_off = new["seen"]
+                # RT's spinlock_t disables neither: only the RT clause of can_alloc_pages says no
+                assert (count == 0 and not irqs_off) if rt else (count > 0 and irqs_off)
         else:
             assert old["outcome"] == "completes" and old["got"] == new["got"] > 0, hook
 
