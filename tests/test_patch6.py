@@ -317,3 +317,9 @@ def test_workload_stress_keeps_the_books_across_seeds_and_cpus():
 def test_workload_refuses_a_bad_cpu_count():
     with pytest.raises(HERE.errors.InvalidArgumentError, match="nr_cpus must be 2..4"):
         B.sampler_workload(HERE, False, nr_cpus=5)
+
+
+@cross_level
+def test_the_context_table_needs_patch_6():
+    with pytest.raises(HERE.errors.InvalidArgumentError, match="no can_alloc_pages"):
+        B.can_alloc_table(series.load("5"))

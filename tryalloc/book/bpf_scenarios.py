@@ -125,7 +125,7 @@ def can_alloc_table(L) -> dict[str, dict[str, dict]]:
     allocator ``__bpf_alloc_page`` called, the return value, whether the page came zeroed and how many
     pages the map's memcg was charged.  Patch 6 and later only."""
     if not has_patch6(L):
-        raise InvalidArgumentError(f"can_alloc_table: level {L.series.LEVEL} has no can_alloc_pages (patch 6)")
+        raise InvalidArgumentError(f"can_alloc_table: {L.__name__} has no can_alloc_pages (patch 6)")
     table = {}
     for label in CONTEXTS:
         table[label] = {}
