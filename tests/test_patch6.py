@@ -221,6 +221,22 @@ def test_on_rt_arena_faults_get_spurious_sigsegv_under_zone_lock_contention():
     assert plain["sigsegv"] == 0  # !RT: the fault may sleep, so it waits for the lock
 
 
+@pytest.mark.rule("R6.6")
+def test_every_schedule_of_one_fault_against_one_zone_lock_holder_searched():
+    def check(k, res):
+        books(k)
+        assert not k.fault[0] or B.zone_trylocks_failed(res.events) > 0  # SIGSEGV: CPU0 lost the lock
+
+    outcomes = {}
+    for rt in (False, True):
+        found = HERE.explore(B.one_fault_build(HERE, rt), preemption_bound=1, check=check,
+                             outcome=lambda k, res: k.fault[0])
+        assert found.ok and found.complete
+        outcomes[rt] = dict(found.outcomes)
+    assert set(outcomes[False]) == {0}  # !RT: the fault waits for the lock in every schedule
+    assert outcomes[True].get(AR.VM_FAULT_SIGSEGV, 0) > 0 and outcomes[True].get(0, 0) > 0
+
+
 # --- the chain: allocator -> tracepoint or perf NMI -> BPF -> bpf_map_alloc_pages -> allocator -----------------
 @cross_level
 @pytest.mark.parametrize("rt", [False, True], ids=["!RT", "RT"])

@@ -8,7 +8,8 @@ data that the chapter prints, glues and draws (:mod:`tryalloc.book.bpf_figures`)
 * :func:`chain_run`: allocator → tracepoint or perf NMI → BPF program → ``bpf_map_alloc_pages`` →
   allocator, and what the level makes of it;
 * :func:`fault_contention`: user-space faults on an arena while other CPUs contend for ``zone->lock``,
-  counting the faults that get SIGSEGV although memory is free;
+  counting the faults that get SIGSEGV although memory is free; :func:`one_fault_build`, the
+  smallest such case, for an exhaustive search;
 * :func:`sampler_workload`: a program recording samples into arena pages that user space faults in
   and gives back, under a memcg limit, with the counts over time.
 """
@@ -211,7 +212,23 @@ def _contender(L, rounds: int) -> Callable:
     return body
 
 
-def _zone_trylocks_failed(events: list) -> int:
+def one_fault_build(L, preempt_rt: bool) -> Callable:
+    """A builder (for ``L.explore``): CPU0's user space touches the one page of a fresh arena while
+    CPU1 allocates and frees an order-4 block under ``zone->lock``.  The kernel's ``fault`` lists
+    what ``arena_vm_fault`` returned (0 or ``VM_FAULT_SIGSEGV``)."""
+    AR, A, G = L.bpf.arena, L.mm.page_alloc, L.include.gfp
+
+    def build():
+        k = L.Kernel(nr_cpus=2, pages_per_node=512, preempt_rt=preempt_rt, detectors={"lockdep": "off"})
+        arena = AR.arena_map_alloc(k, 1, memcg=L.mm.memcontrol.mem_cgroup_create(k, "a"))
+        k.fault = []
+        k.spawn(0, lambda: k.fault.append(AR.arena_vm_fault(arena, arena.user_vm_start)))
+        k.spawn(1, lambda: A.__free_pages(A.alloc_pages(G.GFP_KERNEL, 4), 4))
+        return k
+    return build
+
+
+def zone_trylocks_failed(events: list) -> int:
     """How many trylocks of ``zone->lock`` CPU0 failed among ``events``."""
     return sum(cpu == 0 and op == "trylock-failed" and obj == "zone->lock" for _, cpu, _, op, obj in events)
 
@@ -242,7 +259,7 @@ def fault_contention(L, preempt_rt: bool, nr_cpus: int = 3, faults: int = 64, se
             for i in range(faults):
                 start = len(events)
                 if AR.arena_vm_fault(arena, arena.user_vm_start + i * AR.PAGE_SIZE) == AR.VM_FAULT_SIGSEGV:
-                    segv.append((i, _zone_trylocks_failed(events[start:])))
+                    segv.append((i, zone_trylocks_failed(events[start:])))
         k.spawn(0, user)
         for cpu in range(1, nr_cpus):
             k.spawn(cpu, _contender(L, 30))
