@@ -76,3 +76,8 @@ def test_the_context_table_at_level_6():
             refused = column == "RT" and label in ("hardirq", "NMI")
             assert cell["ret"] == (-12 if refused else 0) and cell["zeroed"] != refused
             assert cell["charged"] == (0 if refused else 1)
+
+
+def test_the_matrix_row_of_patch_6():
+    assert B.bpf_matrix_rows(tryalloc) == [
+        [B.MATRIX_ROW, "6", "`alloc_pages_node`", "`try_alloc_pages`", "`alloc_pages_node`"]]
