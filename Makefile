@@ -16,7 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 ## book: execute every chapter and write the HTML to _build/html (warnings and cell errors fail)
 book: $(STAMP)
-	$(VENV)/bin/jupyter-book build . -n -W --keep-going
+	$(VENV)/bin/jupyter-book build . -n -W --keep-going --all
 
 ## test: the package's tests (the chapters run as notebooks among them; the browser tests of the built
 ## site when _build/html is there and up to date), the linter, then the suite once per level of the series

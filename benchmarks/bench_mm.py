@@ -23,7 +23,7 @@ N = 20_000
 
 def pcp_fast_path(k):
     """order-0 alloc + free that hit this CPU's pcp list (a warm list, below high)."""
-    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    pcp = k.zones[0].pcp(0)
     A.pageset_update(pcp, 1024, 1024, 32)
     alloc, free = A.alloc_pages, A.__free_pages
     free(alloc(GFP_KERNEL, 0), 0)

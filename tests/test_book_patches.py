@@ -7,7 +7,8 @@ from matplotlib.figure import Figure
 
 import tryalloc
 from tryalloc import Kernel, Scripted, When, book, series
-from tryalloc.book import viz
+from tryalloc.book import injections, matrix, mm_figures
+from tryalloc.book.events import lock_trail
 from tryalloc.errors import InvalidArgumentError
 from tryalloc.include import gfp as G
 from tryalloc.mm import page_alloc as A
@@ -72,7 +73,7 @@ def test_show_source_of_a_generated_level_names_the_repository_path_the_level_an
 
 
 def test_zone_llist_of_a_fresh_zone_is_empty():
-    assert viz.zone_llist(Kernel(nr_cpus=1, pages_per_node=256, max_order=5, pageblock_order=5).zones[0]) == []
+    assert mm_figures.zone_llist(Kernel(nr_cpus=1, pages_per_node=256, max_order=5, pageblock_order=5).zones[0]) == []
 
 
 @pytest.mark.levels(since="2")
@@ -83,8 +84,8 @@ def test_zone_llist_lists_a_deferred_page_with_its_order_and_the_picture_draws_o
     k.spawn(0, lambda: A.alloc_pages(G.GFP_KERNEL, 4))
     k.on_interrupt(0, "nmi", lambda: A.free_pages_nolock(victim, 4))
     k.run(Scripted(When(cpu=0, op="acquired", obj="zone->lock", inject="nmi")))
-    assert viz.zone_llist(k.zones[0]) == [(victim.pfn, 4)]
-    fig = viz.deferred_llist([(victim.pfn, 4), (8, 0)])
+    assert mm_figures.zone_llist(k.zones[0]) == [(victim.pfn, 4)]
+    fig = mm_figures.deferred_llist([(victim.pfn, 4), (8, 0)])
     assert isinstance(fig, Figure) and len(fig.axes[0].patches) == 3  # the head and two pages
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert f"pfn {victim.pfn:#x}\norder 4\n(16 pages)" in texts and "NULL" in texts
@@ -92,8 +93,8 @@ def test_zone_llist_lists_a_deferred_page_with_its_order_and_the_picture_draws_o
 
 @pytest.mark.levels(since="2")
 def test_rt_matrix_cells_are_what_the_model_does():
-    rows = {row[0]: dict(zip(viz.MATRIX_MACHINES, row[1:], strict=True)) for row in viz.rt_matrix(tryalloc)}
-    assert len(rows) == len(viz.MATRIX_SITUATIONS) + len(viz.MATRIX_LATER)
+    rows = {row[0]: dict(zip(matrix.MATRIX_MACHINES, row[1:], strict=True)) for row in matrix.rt_matrix(tryalloc)}
+    assert len(rows) == len(matrix.MATRIX_SITUATIONS) + len(matrix.MATRIX_LATER)
     nmi = rows["`try_alloc_pages` in NMI"]
     assert nmi["RT"] == "NULL; no lock" and nmi["!RT SMP"].startswith("a page; spin_trylock(pcp->lock[cpu0])")
     on_holder = rows["`try_alloc_pages` in an NMI on the holder of `zone->lock`"]
@@ -112,8 +113,8 @@ def test_rt_matrix_cells_are_what_the_model_does():
 def test_lock_trail_reads_a_contexts_lock_operations_from_the_log():
     events = [(0, 0, "task", "spin_lock_irqsave", "zone->lock"), (1, 0, "task>nmi", "spin_trylock", "pcp"),
               (2, 0, "task>nmi", "trylock-failed", "pcp"), (3, 0, "task>nmi", "deferred-free", "pfn 0x10 order 0")]
-    assert viz.lock_trail(events, "nmi") == "spin_trylock(pcp) failed → llist"
-    assert viz.lock_trail(events[:1], "nmi") == "no lock"
+    assert lock_trail(events, "nmi") == "spin_trylock(pcp) failed → llist"
+    assert lock_trail(events[:1], "nmi") == "no lock"
 
 
 def test_search_injections_finds_the_baseline_deadlock_among_completed_runs():
@@ -126,7 +127,7 @@ def test_search_injections_finds_the_baseline_deadlock_among_completed_runs():
         k.on_interrupt(0, "nmi", lambda: A.alloc_pages(G.GFP_ATOMIC, 0))
         return k
 
-    found, cells = viz.search_injections(explore, build, lambda k, res: "completes")
+    found, cells = injections.search_injections(explore, build, lambda k, res: "completes")
     assert found.complete and len(found.failures) == sum(c.outcome == "deadlock" for c in cells) >= 1
     assert [c.position for c in cells] == sorted({c.position for c in cells})
     assert {c.outcome for c in cells} == {"completes", "deadlock"}

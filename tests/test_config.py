@@ -27,3 +27,14 @@ def test_config_is_data_and_copies():
     assert not base.preempt_rt and rt.preempt_rt
     assert Kernel(rt).config.preempt_rt
     assert Config.make(nr_cpus=1, smp=False).smp is False
+
+
+def test_the_pageblock_order_follows_a_small_max_order_unless_given():
+    """The kernel's pageblock_order is min(HPAGE_PMD_ORDER, MAX_PAGE_ORDER): a tiny machine needs one setting."""
+    k = Kernel(pages_per_node=64, max_order=4)
+    assert k.config.pageblock_order == 4 and k.zones[0].pageblock_order == 4
+    assert Config().pageblock_order == 9
+    assert Config(max_order=10, pageblock_order=5).pageblock_order == 5
+    assert Config().with_(max_order=3).pageblock_order == 3
+    with pytest.raises(ConfigError, match="pageblock_order=5 exceeds max_order=4"):
+        Config(max_order=4, pageblock_order=5)

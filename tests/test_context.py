@@ -146,3 +146,22 @@ def test_a_run_ending_in_an_exception_leaves_the_cpus_idle_and_usable():
     cpu = k.cpus[0]
     assert (cpu.path(), cpu.preempt_count, cpu.irqs_disabled, lock.owner) == ("task", 0, False, None)
     assert k.call(lambda: this_cpu().path(), context="hardirq") == "task>hardirq"
+
+
+@pytest.mark.parametrize("bad", [
+    lambda k: k.call(lambda: None, context="hard-irq"),
+    lambda k: k.call("not a function"),
+    lambda k: k.spawn(0, None),
+    lambda k: k.on_interrupt(0, "hard-irq", lambda: None),
+    lambda k: k.on_interrupt(0, "nmi", None),
+    lambda k: k.on_interrupt(0, "nmi", lambda: None, name=3),
+    lambda k: k.on_interrupt(0, "nmi", lambda: None, budget=-1),
+])
+def test_a_bad_scenario_argument_is_refused_before_it_changes_the_machine(bad):
+    k = Kernel(nr_cpus=2)
+    k.call(lambda: None)
+    log = k.events
+    with pytest.raises(ContextError):
+        bad(k)
+    assert k.events is log
+    assert k.call(lambda: 42) == 42  # not left "being set up": the next call runs

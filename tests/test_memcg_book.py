@@ -5,7 +5,8 @@ import pytest
 from tryalloc import series
 from tryalloc.book import memcg_figures as F
 from tryalloc.book import memcg_scenarios as S
-from tryalloc.book import viz
+from tryalloc.book.injections import search_injections
+from tryalloc.book.style import as_svg
 from tryalloc.errors import InvalidArgumentError
 
 # a generated level has its markers stripped, so series.load gives that level whatever is asked for
@@ -18,7 +19,7 @@ def test_the_nmi_walks_into_a_local_lock_at_level_2_and_its_trylock_fails_at_lev
     for level in ("2", "3"):
         L = series.load(level)
         for rt in (False, True):
-            found, row = viz.search_injections(L.explore, S.local_lock_nmi_build(L, rt), S.local_lock_label)
+            found, row = search_injections(L.explore, S.local_lock_nmi_build(L, rt), S.local_lock_label)
             assert found.complete
             cells[level, rt] = [c.outcome for c in row]
     assert cells["2", False] == ["completes", "completes", "per-CPU corruption"]
@@ -87,7 +88,7 @@ def test_the_figures_draw_and_refuse_empty_input():
     run = S.near_limit_run(series.load("5"), limit=3, pattern="AAAAF")
     fig = F.usage_over_run(run, title="t")
     assert fig.axes[0].get_title() == "t"
-    assert "<svg" in F.as_svg(fig).data
+    assert "<svg" in as_svg(fig).data
     with pytest.raises(InvalidArgumentError):
         F.stock_snapshots({})
     with pytest.raises(InvalidArgumentError):

@@ -12,6 +12,7 @@ from tryalloc.errors import (
     PerCpuCorruptionError,
 )
 from tryalloc.include.gfp import __GFP_NOFAIL, GFP_ATOMIC, GFP_KERNEL, GFP_NOWAIT
+from tryalloc.kernel.percpu import per_cpu_ptr
 from tryalloc.kernel.preempt import local_irq_restore, local_irq_save
 from tryalloc.mm import page as _memmap  # noqa: F401  (its initcall gives every Kernel a mem_map)
 from tryalloc.mm.memcontrol import (
@@ -294,7 +295,7 @@ def test_the_invariant_checker_catches_a_lost_tag_and_a_leaked_stock(k):
     with pytest.raises(MemcgAccountingError, match="lost its charge"):
         memcg_invariants(k)
     page.memcg_data = a.objcg.id | MEMCG_DATA_KMEM
-    k.memcg.memcg_stock._slots[0].nr_pages -= 1  # a stock page vanishing without an uncharge
+    per_cpu_ptr(k.memcg.memcg_stock, 0).nr_pages -= 1  # a stock page vanishing without an uncharge
     with pytest.raises(MemcgAccountingError, match="usage 64 != charged pages 1 \\+ stock 62"):
         memcg_invariants(k)
 

@@ -76,6 +76,22 @@ def test_chapter_runs_as_a_notebook(page, executed):
     assert _errors(nb) == []
 
 
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("page", toc_pages(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_figure_is_an_output_jupyterlab_shows(page, executed):
+    """A figure is its cell's SVG output, captioned and named by the cell's ``mystnb.figure`` metadata, so
+    JupyterLab shows the very picture the site does (a ``{glue:figure}`` is a red box there)."""
+    nb, _ = executed[page]
+    assert not any("{glue:figure}" in cell.source for cell in nb.cells if cell.cell_type == "markdown")
+    for i, cell in enumerate(nb.cells):
+        figure = cell.metadata.get("mystnb", {}).get("figure")
+        if cell.cell_type != "code" or figure is None:
+            continue
+        assert figure.get("name") and figure.get("caption"), f"cell {i}: a figure needs a name and a caption"
+        kinds = [set(out.get("data", {})) for out in cell.get("outputs", [])]
+        assert any("image/svg+xml" in k for k in kinds), f"cell {i} ({figure['name']}) shows no SVG: {kinds}"
+
 def _pins(path: Path) -> dict[str, str]:
     pins = {}
     for line in path.read_text().splitlines():

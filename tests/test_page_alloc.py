@@ -84,7 +84,7 @@ def test_buddy_is_pfn_xor_size():
 
 def test_pcp_refill_by_batch_and_bulk_free_past_high():
     k = small()
-    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    pcp = k.zones[0].pcp(0)
     A.pageset_update(pcp, 6, 6, 4)
 
     def go():
@@ -297,7 +297,7 @@ def test_a_fallback_fires_extfrag_not_zone_locked():
 def test_a_run_of_frees_returns_high_minus_batch_and_keeps_batch():
     """v6.7+ nr_pcp_free: clamp(free_count, batch, high - batch) pages per bulk free."""
     k = small(nr_cpus=1)
-    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    pcp = k.zones[0].pcp(0)
     A.pageset_update(pcp, 8, 8, 2)
     pages = [k.call(A.alloc_pages, G.GFP_KERNEL, 0) for _ in range(8)]
     k.call(A.drain_local_pages)
@@ -312,7 +312,7 @@ def test_a_run_of_frees_returns_high_minus_batch_and_keeps_batch():
 
 def test_free_count_sizes_the_bulk_free_and_an_allocation_halves_it():
     k = small(nr_cpus=1)
-    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    pcp = k.zones[0].pcp(0)
     A.pageset_update(pcp, 8, 8, 2)
     pages = [k.call(A.alloc_pages, G.GFP_KERNEL, 0) for _ in range(8)]
     k.call(A.drain_local_pages)
@@ -332,7 +332,7 @@ def test_free_count_sizes_the_bulk_free_and_an_allocation_halves_it():
 
 def test_high_is_clamped_between_high_min_and_high_max():
     k = small(nr_cpus=1)
-    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    pcp = k.zones[0].pcp(0)
     A.pageset_update(pcp, 6, 6, 2)
     pcp.high = 40  # outside the range: nr_pcp_high clamps it before comparing
     page = k.call(A.alloc_pages, G.GFP_KERNEL, 0)
@@ -349,7 +349,7 @@ def test_a_bulk_free_drains_the_list_asked_for_first():
     """v6.13 free_pcppages_bulk steps back one before its round-robin search: pindex 0 drains list 0
     first, and a free past high drains the list it freed to first."""
     k = small(nr_cpus=1)
-    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    pcp = k.zones[0].pcp(0)
     A.pageset_update(pcp, 100, 100, 1)
     unmovable = [k.call(A.alloc_pages, G.GFP_KERNEL, 0) for _ in range(2)]
     movable = [k.call(A.alloc_pages, G.GFP_KERNEL | G.__GFP_MOVABLE, 0) for _ in range(2)]
@@ -375,7 +375,7 @@ def test_drain_pages_zone_takes_the_pcp_lock_in_chunks():
     """v6.10+ drain_pages_zone: the pcp lock first, the count read under it, at most
     batch << CONFIG_PCP_BATCH_SCALE_MAX pages per hold."""
     k = small(nr_cpus=1, pages_per_node=256, max_order=5)
-    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    pcp = k.zones[0].pcp(0)
     A.pageset_update(pcp, 200, 200, 1)
     pages = [k.call(A.alloc_pages, G.GFP_KERNEL, 0) for _ in range(80)]
     k.call(A.drain_local_pages)
@@ -402,7 +402,7 @@ def test_gfp_to_alloc_flags_reserves_follow_nomemalloc_and_order():
 
 def test_thp_has_a_movable_and_an_unmovable_pcp_list():
     k = small(nr_cpus=1, pages_per_node=1024, max_order=9, pageblock_order=9)
-    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    pcp = k.zones[0].pcp(0)
     assert len(pcp.lists) == NR_LOWORDER_PCP_LISTS + 2
     assert k.call(A.order_to_pindex, MIGRATE_MOVABLE, 9) == NR_LOWORDER_PCP_LISTS + 1
     assert k.call(A.order_to_pindex, MIGRATE_UNMOVABLE, 9) == NR_LOWORDER_PCP_LISTS
@@ -413,7 +413,7 @@ def test_thp_has_a_movable_and_an_unmovable_pcp_list():
 def test_nr_pcp_alloc_scales_order_0_refills_and_gives_1_block_when_batch_is_1():
     k = small(nr_cpus=1)
     z = k.zones[0]
-    pcp = z.per_cpu_pageset._slots[0]
+    pcp = z.pcp(0)
     A.pageset_update(pcp, 64, 64, 1)
     assert [A.nr_pcp_alloc(pcp, z, order) for order in (1, 2, 3)] == [1, 1, 1]
     A.pageset_update(pcp, 64, 64, 4)
@@ -507,7 +507,7 @@ def test_explore_two_cpus_alloc_free_keeps_invariants():
 
 def test_views():
     k = small()
-    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    pcp = k.zones[0].pcp(0)
     A.pageset_update(pcp, 100, 100, 8)
     k.call(A.alloc_pages, G.GFP_KERNEL, 0)
     info = zoneinfo(k)
@@ -566,3 +566,49 @@ def test_a_non_blocking_allocation_falls_back_to_the_highatomic_reserve():
     assert k.call(A.alloc_pages, G.GFP_NOWAIT | G.__GFP_NOMEMALLOC | G.__GFP_NOWARN, 0) is None
     page = k.call(A.alloc_pages, G.GFP_NOWAIT, 0)
     assert page is not None and A.get_pfnblock_migratetype(page, page.pfn) == MIGRATE_HIGHATOMIC
+def test_a_zone_too_small_for_its_default_watermarks_says_so_in_the_warning():
+    """16 pages keep 8 behind the default min watermark: an order-4 request can never succeed there,
+    and the allocation failure warning names the watermark instead of leaving the reader to guess."""
+    from tryalloc import Kernel
+
+    k = Kernel(nr_cpus=1, pages_per_node=16, max_order=4)
+    assert k.call(A.alloc_pages, G.GFP_KERNEL, 4) is None
+    (warning,) = [obj for _, _, _, op, obj in k.events if op == "warn_alloc"]
+    assert "order:4" in warning and "16 pages free but the min watermark keeps 8" in warning
+    assert "exceed what a 16-page zone can spare" in warning
+    A.setup_per_zone_wmarks(k, 0)  # as the warning says: without watermarks the same request succeeds
+    assert k.call(A.alloc_pages, G.GFP_KERNEL, 4) is not None
+
+
+def test_a_failure_with_no_free_page_blames_no_watermark():
+    k = small()
+    while k.call(A.alloc_pages, G.GFP_KERNEL, 3) is not None:
+        pass
+    (warning,) = [obj for _, _, _, op, obj in k.events if op == "warn_alloc"]
+    assert "watermark" not in warning
+
+
+def test_tracepoint_events_carry_their_pfn_and_order():
+    from tryalloc.mm.mmzone import MIGRATE_UNMOVABLE  # GFP_KERNEL
+
+    k = small()
+    page = k.call(A.alloc_pages, G.GFP_KERNEL, 2)
+    (i,) = [e[0] for e in k.events if e[3] == "trace:mm_page_alloc"]
+    ev = k.events.at(i)
+    assert ev.obj is None  # the tuple stays (index, cpu, path, op, None): the fields are kept beside it
+    assert ev.fields.get("pfn") == page.pfn and ev.fields.get("order") == 2
+    assert ev.action() == f"trace:mm_page_alloc pfn={page.pfn:#x} order=2 migratetype={MIGRATE_UNMOVABLE}"
+    k.call(A.__free_pages, page, 2)
+    assert any(f"trace:mm_page_free pfn={page.pfn:#x} order=2; holds no locks" in line for line in k.events.lines())
+
+
+def test_a_cpus_pageset_and_the_deferred_blocks_have_public_accessors():
+    from tryalloc.kernel.percpu import per_cpu_ptr
+
+    k = small()
+    z = k.zones[0]
+    assert z.pcp(1) is per_cpu_ptr(z.per_cpu_pageset, 1)
+    page = k.call(A.alloc_pages, G.GFP_KERNEL, 0)
+    k.call(A.__free_pages, page, 0)
+    assert z.pcp(0).count == 1 and z.pcp(1).count == 0
+    assert z.deferred_blocks() == []

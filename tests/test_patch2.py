@@ -23,7 +23,7 @@ def machine(**kw):
 
 
 def deferred(k, nid=0):
-    return [(n.payload.pfn, n.payload.order) for n in k.zones[nid].trylock_free_pages]
+    return k.zones[nid].deferred_blocks()
 
 
 def defer_one(k, order=4):
@@ -69,7 +69,7 @@ def test_pcp_free_above_high_bulk_frees_nothing():
     clamp(free_count, batch, high - batch) pages, so getting back below it takes several."""
     k = machine()
     pages = [k.call(A.alloc_pages, G.GFP_KERNEL, 0) for _ in range(40)]
-    pcp = k.zones[0].per_cpu_pageset._slots[0]
+    pcp = k.zones[0].pcp(0)
     A.pageset_update(pcp, 4, 4, pcp.batch)
     before = buddyinfo(k)
     for page in pages:

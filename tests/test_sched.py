@@ -173,3 +173,97 @@ def test_an_interrupt_on_a_cpu_whose_task_spins_still_runs():
     result = explore(build, preemption_bound=None, check=check)
     assert result.ok and result.complete
     assert any(nmi_took_it_while_task_waited)
+
+
+# --- a script that cannot do what it says is an error, not a quiet "no deadlock" --------------------
+def nmi_on_zone_lock(nr_nodes=1, declare_nmi=True):
+    """A task allocating while an NMI may allocate too: the classic zone->lock re-entry."""
+    from tryalloc.include.gfp import GFP_ATOMIC, GFP_KERNEL
+    from tryalloc.mm import page_alloc as A
+
+    k = Kernel(nr_cpus=2, nr_nodes=nr_nodes, pages_per_node=64, max_order=3, pageblock_order=3, memcg=False,
+               detectors={"lockdep": "off"})
+    k.spawn(0, lambda: A.__free_pages(A.alloc_pages(GFP_KERNEL, 2), 2))
+    if declare_nmi:
+        k.on_interrupt(0, "nmi", lambda: A.alloc_pages(GFP_ATOMIC, 2))
+    return k
+
+
+def free_pages(k):
+    from tryalloc.mm.mmzone import NR_FREE_PAGES
+    return [z.vm_stat[NR_FREE_PAGES] for z in k.zones]
+
+
+def test_a_trigger_with_an_operation_the_model_never_logs_is_refused_at_once():
+    from tryalloc import TriggerError
+
+    with pytest.raises(TriggerError, match=r"op='aquired'.*no operation 'aquired'.*did you mean 'acquired'"):
+        When(cpu=0, op="aquired", obj="zone->lock", inject="nmi")
+    with pytest.raises(TriggerError, match="inject must be one of"):
+        When(cpu=0, op="acquired", inject="hard-irq")
+    with pytest.raises(TriggerError, match="context must be one of"):
+        When(cpu=0, op="acquired", inject="nmi", context="irq")
+    with pytest.raises(TriggerError, match="nth must be"):
+        When(cpu=0, op="acquired", inject="nmi", nth=0)
+
+
+def test_a_trigger_with_no_interrupt_source_is_refused_before_the_run_changes_anything():
+    from tryalloc import TriggerError
+
+    k = nmi_on_zone_lock(declare_nmi=False)
+    before, log = free_pages(k), k.events
+    with pytest.raises(TriggerError, match=r"When\(cpu=0, op='acquired'.*no nmi source on CPU0"):
+        k.run(Scripted(When(cpu=0, op="acquired", obj="zone->lock", inject="nmi")))
+    assert free_pages(k) == before and k.events is log
+    assert k.call(lambda: 7) == 7  # the machine is not left "being set up"
+
+
+def test_a_trigger_on_an_object_the_machine_does_not_name_raises_naming_the_trigger():
+    """On two nodes the lock is node0:zone->lock: a script waiting for "zone->lock" never fires, and
+    a reader would take the quiet run for "no deadlock"."""
+    from tryalloc import TriggerError
+
+    k = nmi_on_zone_lock(nr_nodes=2)
+    with pytest.raises(TriggerError, match=r"obj='zone->lock'.*never fired.*node0:zone->lock") as info:
+        k.run(Scripted(When(cpu=0, op="acquired", obj="zone->lock", inject="nmi")))
+    assert "When(cpu=0" in str(info.value)
+    with pytest.raises(DeadlockError):  # named as the machine names it, the NMI deadlocks
+        nmi_on_zone_lock(nr_nodes=2).run(Scripted(When(cpu=0, op="acquired", obj="node0:zone->lock", inject="nmi")))
+
+
+def test_a_trigger_whose_interrupt_can_never_arrive_raises():
+    """A hardirq asked for inside an irqs-off section that the task never leaves before its end."""
+    from tryalloc import TriggerError
+    from tryalloc.kernel.locking import spin_lock_irqsave, spinlock_t
+    from tryalloc.kernel.preempt import local_irq_restore
+
+    k = Kernel(nr_cpus=1, detectors={"lockdep": "off"})
+    lock = spinlock_t("L")
+
+    def task():
+        flags = spin_lock_irqsave(lock)
+        lock.owner = None  # leave without a scheduling point, interrupts still off until the end
+        k.cpus[0].top.held.clear()
+        local_irq_restore(flags)
+
+    k.spawn(0, task)
+    k.on_interrupt(0, "hardirq", lambda: None)
+    with pytest.raises(TriggerError, match="fired at event #2, but no hardirq could arrive"):
+        k.run(Scripted(When(cpu=0, op="acquired", obj="L", inject="hardirq")))
+
+
+def test_a_script_that_fires_runs_as_before():
+    with pytest.raises(DeadlockError, match="zone->lock"):
+        nmi_on_zone_lock().run(Scripted(When(cpu=0, op="acquired", obj="zone->lock", inject="nmi")))
+
+
+def test_a_replay_with_choices_left_over_is_refused_even_when_the_run_ends_in_a_report():
+    build = abba()
+    failure = explore(build).failures[0]
+    fingerprint, choices = decode(failure.replay)
+    longer = encode(fingerprint, choices + [0] * 50 + [1])  # the run deadlocks long before choice 54
+    with pytest.raises(ReplayError, match=r"ended with 'WARNING: deadlock across CPUs' after \d+ choices") as info:
+        replay(build, longer)
+    assert isinstance(info.value.__cause__, DeadlockError)
+    with pytest.raises(DeadlockError):  # the exact string still reproduces the report
+        replay(build, failure.replay)

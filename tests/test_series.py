@@ -72,3 +72,45 @@ def test_diff_between_a_level_and_itself_is_empty_and_unknown_levels_are_refused
     assert patch_diff("2", "2") == ""
     with pytest.raises(LevelMarkerError, match="unknown level"):
         patch_diff("0", "7")
+
+
+@pytest.mark.parametrize("level", ["0", "2"])
+def test_a_level_raises_the_same_exception_classes_as_the_package(level):
+    """``except tryalloc.DeadlockError`` catches a level's report: the classes are shared, not copied."""
+    import tryalloc
+
+    pkg = series.load(level)
+    assert pkg.DeadlockError is tryalloc.DeadlockError and pkg.errors is tryalloc.errors
+    k = pkg.Kernel(nr_cpus=1, detectors={"lockdep": "off"})
+    lock = pkg.kernel.locking.spinlock_t("L")
+
+    def twice():
+        pkg.kernel.locking.spin_lock(lock)
+        pkg.kernel.locking.spin_lock(lock)
+
+    with pytest.raises(tryalloc.DeadlockError):
+        k.call(twice)
+    with pytest.raises(tryalloc.UsageError):
+        pkg.Kernel(nr_cpus=0)
+
+
+@pytest.mark.parametrize("level", ["0", "6.15"])
+def test_a_loaded_level_reaches_every_kernel_module_as_an_attribute(level):
+    """A chapter writes ``L0.mm.debug.check_invariants``: no extra import may be needed."""
+    from pathlib import Path
+
+    pkg = series.load(level)
+    root = Path(pkg.__file__).parent
+    names = [p.relative_to(root).with_suffix("").parts for p in root.rglob("*.py")]
+    names = [n[:-1] if n[-1] == "__init__" else n for n in names]
+    missing = []
+    for parts in names:
+        if parts and parts[0] in ("book", "series", "__main__"):
+            continue  # the book's helpers and the series tools are used from the package itself
+        obj = pkg
+        for part in parts:
+            obj = getattr(obj, part, None)
+            if obj is None:
+                missing.append(".".join(parts))
+                break
+    assert len(names) > 20 and missing == []

@@ -4,7 +4,13 @@ The tests marked ``site`` need the built book (``make book`` writes ``_build/htm
 ``chromium``; Playwright drives it headless against the site served by ``python -m http.server`` on
 localhost.  Where the book or the browser is missing, or the build is older than the book's sources, they
 are skipped with the reason, unless ``TRYALLOC_SITE=required`` (``make site-test``, CI) turns that into a
-failure.  Screenshots of every page land in ``_build/screenshots/``.
+failure.  Every page is screenshotted whole in a 1400 px and a 390 px wide window, into
+``_build/screenshots/<page>@<width>.png`` (CI keeps them as an artifact).
+
+The figures are measured as a reader sees them: every figure has an alt text and is vector (SVG), or a
+raster shown at no less than 90 % of its size; an SVG is never shrunk in a 1400 px window, and its smallest
+text (the font size in the SVG times the scale it is shown at) is at least :data:`MIN_LABEL_PX` for the
+window's width; in the wide window no figure or table runs past the content column.
 
 The link check reads the HTML files directly: every local ``href`` must name a file of the site, and every
 ``#fragment`` an ``id`` in it.  No test here goes on the network.
@@ -48,6 +54,8 @@ CONSOLE_ALLOWED = (
 )
 
 DOCNAMES = [p.relative_to(ROOT).with_suffix("").as_posix() for p in toc_pages()]
+#: The smallest text a figure may show, in CSS px, by window width: a desktop window and a phone.
+MIN_LABEL_PX = {1400: 10.0, 390: 9.0}
 
 
 def _unavailable(reason: str):
@@ -179,6 +187,8 @@ def test_workflow_tests_builds_strictly_and_publishes_the_site():
     assert deploy["needs"] == "build" and deploy["permissions"] == {"pages": "write", "id-token": "write"}
     assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in deploy["steps"])
     assert "refs/heads/main" in deploy["if"]
+    shots = next(s for s in build["steps"] if s.get("with", {}).get("path") == "_build/screenshots/")
+    assert shots["uses"].startswith("actions/upload-artifact@") and shots["if"] == "always()"
 
 
 # --- the site in a browser ---------------------------------------------------------------------------
@@ -259,8 +269,6 @@ def test_page_loads_with_its_images_outputs_and_binder_link(server, page, docnam
     response, errors = _visit(page, server, f"{docname}.html")
     assert response.status == 200
     assert errors == []
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{docname.replace('/', '__')}.png"))
     broken = page.eval_on_selector_all("img", "imgs => imgs.filter(i => !(i.naturalWidth > 0)).map(i => i.src)")
     assert broken == []
     text = page.inner_text("main")
@@ -270,6 +278,78 @@ def test_page_loads_with_its_images_outputs_and_binder_link(server, page, docnam
     # the launch button opens this very page as a notebook on Binder
     hrefs = page.eval_on_selector_all('a[href^="https://mybinder.org/"]', "as => as.map(a => a.href)")
     assert hrefs == [BINDER.format(page=docname)]
+
+
+#: What a page's figures and tables measure in the browser: for each figure its image (natural and shown
+#: width, whether it is SVG, the smallest font size the SVG declares and its viewBox width), and for each
+#: figure and table whether it runs past the content column or scrolls sideways.
+_MEASURE = """async () => {
+  const article = document.querySelector('article.bd-article') || document.querySelector('main');
+  const column = article.getBoundingClientRect().right;
+  const figures = [];
+  for (const figure of article.querySelectorAll('figure')) {
+    const img = figure.querySelector('img');
+    const entry = {id: figure.id, right: figure.getBoundingClientRect().right, column,
+                   scrolls: figure.scrollWidth > figure.clientWidth + 1};
+    if (img) {
+      entry.src = img.getAttribute('src');
+      entry.alt = img.getAttribute('alt') || '';
+      entry.natural = img.naturalWidth;
+      entry.shown = img.getBoundingClientRect().width;
+      entry.svg = entry.src.endsWith('.svg');
+      if (entry.svg) {
+        const text = await (await fetch(img.src)).text();
+        entry.viewBox = parseFloat(text.match(/viewBox="[\\d.]+ [\\d.]+ ([\\d.]+)/)[1]);
+        const sizes = [...text.matchAll(/font-size: ?([\\d.]+)px/g)].map(m => parseFloat(m[1]));
+        entry.texts = (text.match(/<text/g) || []).length;
+        entry.smallest = sizes.length ? Math.min(...sizes) : null;
+      }
+    }
+    figures.push(entry);
+  }
+  const tables = [...article.querySelectorAll('table')].map(t => ({
+    right: t.getBoundingClientRect().right, column, scrolls: t.scrollWidth > t.clientWidth + 1,
+    boxScrolls: t.parentElement.scrollWidth > t.parentElement.clientWidth + 1}));
+  return {figures, tables, page: document.documentElement.scrollWidth};
+}"""
+
+
+@pytest.mark.site
+@pytest.mark.parametrize("width", sorted(MIN_LABEL_PX, reverse=True))
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_figures_are_vector_legible_and_inside_the_column(server, browser, docname, width):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    try:
+        page = context.new_page()
+        response, errors = _visit(page, server, f"{docname}.html")
+        assert response.status == 200 and errors == []
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        tall = page.evaluate("document.documentElement.scrollHeight")  # Chromium captures up to 16384 px
+        page.screenshot(path=str(SHOTS / f"{docname.replace('/', '__')}@{width}.png"), full_page=True,
+                        clip={"x": 0, "y": 0, "width": width, "height": min(tall, 16000)})
+        measured = page.evaluate(_MEASURE)
+    finally:
+        context.close()
+    for fig in measured["figures"]:
+        where = f"figure {fig['id'] or fig.get('src')} at {width} px"
+        assert fig.get("natural"), f"{where}: no image"
+        assert fig["alt"] and not fig["alt"].endswith(fig["src"].rsplit("/", 1)[-1]), f"{where}: no alt text"
+        if not fig["svg"]:
+            assert fig["shown"] >= 0.9 * fig["natural"], f"{where}: a raster shown at {fig['shown']:.0f} px of " \
+                                                         f"{fig['natural']} px"
+            continue
+        assert fig["texts"] and fig["smallest"], f"{where}: its text is not text (svg.fonttype none)"
+        label = fig["smallest"] * fig["shown"] / fig["viewBox"]
+        assert label >= MIN_LABEL_PX[width], f"{where}: its smallest text is {label:.1f} px"
+        if width >= 1400:
+            assert fig["shown"] >= fig["natural"] - 0.5, f"{where}: shrunk to {fig['shown']:.0f} px"
+    if width >= 1400:
+        for kind in ("figures", "tables"):
+            for item in measured[kind]:
+                assert item["right"] <= item["column"] + 1 and not item["scrolls"], \
+                    f"a {kind[:-1]} overflows the column at {width} px: {item}"
+        assert not any(t["boxScrolls"] for t in measured["tables"]), "a table scrolls sideways at 1400 px"
+        assert measured["page"] <= width
 
 
 @pytest.mark.site

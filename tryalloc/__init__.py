@@ -16,6 +16,7 @@ from .errors import (
     LockUsageError,
     PerCpuCorruptionError,
     ReplayError,
+    TriggerError,
     TryallocError,
     UsageError,
 )
@@ -36,7 +37,7 @@ from .kernel import (
 # Every Kernel boots every subsystem: importing them registers their initcalls (as built-in code is
 # linked into the kernel image), in dependency order: the memory map and zones before their users.
 from . import trace  # noqa: E402,F401  isort: skip
-from .mm import page_alloc, memcontrol, page_owner  # noqa: E402,F401  isort: skip
+from .mm import page_alloc, memcontrol, page_owner, debug  # noqa: E402,F401  isort: skip
 from .lib import stackdepot  # noqa: E402,F401  isort: skip
 from .bpf import prog, syscall, arena  # noqa: E402,F401  isort: skip
 
@@ -45,5 +46,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Config", "ConfigError", "ContextError", "DeadlockError", "ExploreResult", "InvalidContextError", "Kernel",
     "KernelReport", "LockUsageError", "LockdepError", "PerCpuCorruptionError", "Random", "Replay", "ReplayError",
-    "RunResult", "Scripted", "Serial", "TryallocError", "UsageError", "When", "explore", "random_search", "replay",
+    "RunResult", "Scripted", "Serial", "TriggerError", "TryallocError", "UsageError", "When", "explore",
+    "random_search", "replay",
 ]

@@ -15,6 +15,8 @@ from .errors import ConfigError
 DETECTOR_MODES = ("raise", "warn", "off")
 #: The detectors that can be tuned one by one.  Certain deadlocks always raise: a run cannot go on.
 DETECTORS = ("lockdep", "percpu", "invalid_context")
+#: ``HPAGE_PMD_ORDER`` on x86-64 (2 MiB), the default pageblock order when ``max_order`` allows it.
+HPAGE_PMD_ORDER = 9
 #: The two readings of ``gfpflags_allow_spinning()`` (spec 0.5).
 SPIN_POLARITIES = ("fixed", "as_posted")
 
@@ -38,7 +40,10 @@ class Config:
     max_order
         ``MAX_PAGE_ORDER``: the largest buddy block is ``2**max_order`` pages (10 on x86-64).
     pageblock_order
-        pages per pageblock as a power of two (9 on x86-64 with THP); at most ``max_order``.
+        pages per pageblock as a power of two; at most ``max_order``.  Left out, it is the kernel's
+        ``min(HPAGE_PMD_ORDER, MAX_PAGE_ORDER)`` (``include/linux/pageblock-flags.h``, the THP case;
+        https://elixir.bootlin.com/linux/v6.13/source/include/linux/pageblock-flags.h): 9 on x86-64, or
+        ``max_order`` when that is smaller, so ``Config(max_order=4)`` needs no second setting.
     thp
         ``CONFIG_TRANSPARENT_HUGEPAGE``: ``pcp_allowed_order`` also admits ``HPAGE_PMD_ORDER``.
     memcg, page_owner, debug_vm
@@ -60,7 +65,7 @@ class Config:
     nr_nodes: int = 1
     pages_per_node: int = 4096
     max_order: int = 10
-    pageblock_order: int = 9
+    pageblock_order: int | None = None
     thp: bool = True
     memcg: bool = True
     page_owner: bool = False
@@ -75,6 +80,8 @@ class Config:
             raise ConfigError(f"a uniprocessor kernel (smp=False) has exactly 1 CPU, got nr_cpus={self.nr_cpus}")
         for name, least in (("nr_nodes", 1), ("pages_per_node", 1), ("max_order", 0), ("pageblock_order", 0)):
             value = getattr(self, name)
+            if name == "pageblock_order" and value is None:
+                object.__setattr__(self, name, value := min(HPAGE_PMD_ORDER, self.max_order))
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ConfigError(f"{name} must be an int >= {least}, got {value!r}")
         if self.nr_nodes > self.nr_cpus:
@@ -109,6 +116,9 @@ class Config:
         for key in changes:
             if key not in known:
                 raise ConfigError(f"unknown configuration option {key!r}; known: {', '.join(sorted(known))}")
+        if "max_order" in changes and "pageblock_order" not in changes \
+                and self.pageblock_order == min(HPAGE_PMD_ORDER, self.max_order):
+            changes["pageblock_order"] = None  # it followed max_order: it still does
         return replace(self, **changes)
 
     @classmethod

@@ -42,6 +42,15 @@ class ReplayError(UsageError, ValueError):
     """A replay string is malformed or does not fit the scenario it is replayed on."""
 
 
+class TriggerError(UsageError, ValueError):
+    """A :class:`~tryalloc.kernel.sched.Scripted` trigger that cannot fire or did not: an operation the
+    model never logs (a typo such as ``"aquired"``), an interrupt kind with no source declared on its
+    CPU, or a trigger still unfired when the run ended (an object the machine's events never name,
+    such as ``zone->lock`` on a two-node machine whose locks are ``node0:zone->lock``...).  The message
+    names the trigger.  Raised before the run starts where that can be known; a trigger found unfired
+    at the end leaves the machine as the run left it (the run happened), since only the end tells."""
+
+
 class KernelReport(TryallocError):
     """A kernel-style report: the modelled kernel did something the real one must not.
 

@@ -7,9 +7,11 @@ the allocator holds at that moment.  That is the whole problem the series solves
 
 ``register_trace(kernel, name, probe)`` attaches ``probe(**fields)`` to the tracepoint ``name`` of one
 machine (the kernel's ``register_trace_<name>``); ``trace_<name>(**fields)`` fires it: it logs the
-event ``trace:<name>`` and calls every probe in registration order.  Fields mirror the ``TP_PROTO``
-arguments: ``mm_page_alloc(page, order, gfp_flags, migratetype)``, ``mm_page_free(page, order)``,
-``mm_page_alloc_zone_locked(page, order, migratetype, percpu_refill)``,
+event ``trace:<name>`` with the page's ``pfn`` and, where the tracepoint has them, its orders and
+migratetypes (:class:`~tryalloc.kernel.events.Fields`, printed ``pfn=0x40 order=0 migratetype=1``;
+``page=NULL`` for a failed allocation), and calls every probe in registration order.  The probes' fields
+mirror the ``TP_PROTO`` arguments: ``mm_page_alloc(page, order, gfp_flags, migratetype)``,
+``mm_page_free(page, order)``, ``mm_page_alloc_zone_locked(page, order, migratetype, percpu_refill)``,
 ``mm_page_pcpu_drain(page, order, migratetype)``, ``mm_page_alloc_extfrag(page, alloc_order, fallback_order,
 alloc_migratetype, fallback_migratetype)``.  ``mm_page_alloc_zone_locked`` fires where
 ``__rmqueue_smallest`` takes a block, ``mm_page_alloc_extfrag`` where an allocation steals from another
@@ -22,8 +24,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .errors import InvalidArgumentError
+from .kernel.events import Fields
 from .kernel.machine import initcall
-from .kernel.sched import running
+from .kernel.sched import declare_ops, running
 
 #: The tracepoints the model has, in ``kmem.h`` order.
 TRACEPOINTS = ("mm_page_free", "mm_page_alloc", "mm_page_alloc_zone_locked", "mm_page_pcpu_drain",
@@ -61,11 +64,18 @@ def unregister_trace(kernel, name: str, probe: Callable[..., object]) -> None:
 
 
 _EVENT = {name: "trace:" + name for name in TRACEPOINTS}
+#: The fields the log keeps beside the pfn, in print order (extfrag has two orders and two migratetypes).
+_LOGGED = ("order", "alloc_order", "fallback_order", "migratetype", "alloc_migratetype", "fallback_migratetype")
+declare_ops(*_EVENT.values())
 
 
 def _fire(name: str, fields: dict) -> None:
     run = running()
-    run.log(_EVENT[name], None)
+    if run.trace:  # the fields are worth building only for a log
+        page = fields["page"]
+        logged = (("pfn", page.pfn if page is not None else None),)
+        logged += tuple((key, fields[key]) for key in _LOGGED if key in fields)
+        run.log_fields(_EVENT[name], Fields(logged))
     probes = run.kernel.tracepoints[name]
     if probes:
         for probe in tuple(probes):  # a probe may unregister itself

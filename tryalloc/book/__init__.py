@@ -5,14 +5,17 @@
   the repository path, the level and the line in that level's file);
 * :func:`show_diff` displays a unified diff (a patch of the series, :func:`tryalloc.series.patch_diff`),
   highlighted in HTML and as plain text elsewhere; :func:`split_diff` cuts one into its files;
-* :func:`as_image` turns a :class:`matplotlib.figure.Figure` into a PNG that ``myst_nb.glue`` and
-  Jupyter display without pyplot;
 * :func:`markdown_table` and :func:`patch_table` build tables from the package's data.
+
+The figures are in modules of their own: :mod:`~tryalloc.book.timeline`, :mod:`~tryalloc.book.injections`,
+:mod:`~tryalloc.book.mm_figures`, :mod:`~tryalloc.book.history_figure` and :mod:`~tryalloc.book.callgraph`
+draw, :mod:`~tryalloc.book.style` gives them one look and turns them into SVG
+(:func:`~tryalloc.book.style.as_svg`), :mod:`~tryalloc.book.events` reads event logs for them, and
+:mod:`~tryalloc.book.matrix` measures the RT / !RT / UP matrix.
 """
 from __future__ import annotations
 
 import inspect
-import io
 import sys
 from pathlib import Path
 
@@ -145,15 +148,6 @@ def show_diff(text: str, files=None) -> Diff:
                                        f"({', '.join(parts) or 'none'})")
         chosen.append(parts[match[0]])
     return Diff("".join(chosen))
-
-
-def as_image(fig, dpi: int = 120):
-    """A PNG :class:`IPython.display.Image` of ``fig`` (for ``glue`` and notebook output)."""
-    from IPython.display import Image
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return Image(data=buf.getvalue(), format="png")
 
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:

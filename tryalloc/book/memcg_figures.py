@@ -1,17 +1,16 @@
 """Pictures of the chapters on patches 4 and 5: the per-CPU memcg stock, and usage against a limit.
 
 Plain matplotlib (:class:`~matplotlib.figure.Figure`, no pyplot state), drawn from the data that
-:mod:`tryalloc.book.memcg_scenarios` returns; :func:`as_svg` turns a figure into an SVG that
-``myst_nb.glue`` and Jupyter display.
+:mod:`tryalloc.book.memcg_scenarios` returns, at the book's width and sizes (:mod:`tryalloc.book.style`;
+a chapter's figure cell ends with :func:`~tryalloc.book.style.as_svg`).
 """
 from __future__ import annotations
-
-import io
 
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ..errors import InvalidArgumentError
+from .style import FIGURE_WIDTH, FONT, SMALL_FONT, integer_ticks, styled
 
 _HELD = "#d7191c"
 _FREE = "#2c7bb6"
@@ -19,15 +18,7 @@ _HELD_BG = "#f4c2c2"  # a snapshot taken while a context is inside stock_lock
 _FREE_BG = "#e8e8e8"
 
 
-def as_svg(fig: Figure):
-    """An :class:`IPython.display.SVG` of ``fig``."""
-    from IPython.display import SVG
-
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg")
-    return SVG(data=buf.getvalue())
-
-
+@styled
 def stock_snapshots(snapshots: dict[str, dict], batch: int = 64, title: str | None = None) -> Figure:
     """One column per snapshot of CPU0's stock (``{"cached", "nr_pages", "locked_by"}`` as
     :func:`~tryalloc.book.memcg_scenarios.nmi_charge_inside_stock` records them): a bar of the pages
@@ -35,28 +26,30 @@ def stock_snapshots(snapshots: dict[str, dict], batch: int = 64, title: str | No
     ``stock_lock``, and the batch (the most a stock keeps) as a dashed line."""
     if not snapshots:
         raise InvalidArgumentError("stock_snapshots: no snapshot to draw")
-    fig = Figure(figsize=(max(5.5, 2.0 * len(snapshots)), 3.6), layout="constrained")
+    fig = Figure(figsize=(FIGURE_WIDTH, 3.6), layout="constrained")
     ax = fig.subplots()
     for i, snap in enumerate(snapshots.values()):
         ax.axvspan(i - 0.45, i + 0.45, color=_HELD_BG if snap["locked_by"] else _FREE_BG, zorder=0)
         ax.bar(i, snap["nr_pages"], width=0.5, color=_FREE, zorder=2)
         cached = snap["cached"] or "none"
         ax.text(i, snap["nr_pages"] + batch * 0.04, f"cached: {cached}\n{snap['nr_pages']} pages", ha="center",
-                va="bottom", fontsize=9, zorder=3)
+                va="bottom", fontsize=SMALL_FONT, zorder=3)
     ax.axhline(batch, linestyle="--", color="grey", linewidth=1, zorder=1)
-    ax.text(-0.45, batch * 1.02, f"MEMCG_CHARGE_BATCH = {batch}", ha="left", va="bottom", fontsize=8, color="grey")
+    ax.text(-0.45, batch * 1.02, f"MEMCG_CHARGE_BATCH = {batch}", ha="left", va="bottom", fontsize=SMALL_FONT,
+            color="grey")
     ax.set_xticks(range(len(snapshots)))
-    ax.set_xticklabels(list(snapshots), fontsize=9)
+    ax.set_xticklabels(list(snapshots), fontsize=SMALL_FONT)
     ax.set_xlim(-0.5, len(snapshots) - 0.5)
     ax.set_ylim(0, batch * 1.45)
     ax.set_ylabel("pages in CPU0's stock")
     ax.legend(handles=[Patch(color=_HELD_BG, label="stock_lock held"), Patch(color=_FREE_BG, label="stock_lock free")],
-              loc="upper right", fontsize=8, frameon=False)
+              loc="upper right", fontsize=SMALL_FONT, frameon=False)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=FONT)
     return fig
 
 
+@styled
 def usage_over_run(run: dict, title: str | None = None) -> Figure:
     """``memory.current`` (the page counter's usage) step by step over a
     :func:`~tryalloc.book.memcg_scenarios.near_limit_run`, split into the pages charged to live pages
@@ -65,7 +58,7 @@ def usage_over_run(run: dict, title: str | None = None) -> Figure:
     if not steps:
         raise InvalidArgumentError("usage_over_run: the run has no step")
     xs = range(1, len(steps) + 1)
-    fig = Figure(figsize=(8.0, 3.6), layout="constrained")
+    fig = Figure(figsize=(FIGURE_WIDTH, 3.6), layout="constrained")
     ax = fig.subplots()
     charged = [s["charged"] for s in steps]
     stocked = [s["stock"] for s in steps]
@@ -77,11 +70,12 @@ def usage_over_run(run: dict, title: str | None = None) -> Figure:
     ax.scatter(nulls, [run["limit"] + 0.5] * len(nulls), marker="x", color=_HELD, s=60, zorder=3,
                label="try_alloc_pages: NULL")
     ax.set_xticks(list(xs))
-    ax.set_xticklabels([s["op"] for s in steps], fontsize=8)
+    ax.set_xticklabels([s["op"] for s in steps], fontsize=SMALL_FONT)
     ax.set_xlabel("step (A: try_alloc_pages, F: free_pages_nolock)")
     ax.set_ylabel("pages")
+    integer_ticks(ax.yaxis)
     ax.set_ylim(0, run["limit"] + 2)
-    ax.legend(loc="upper left", fontsize=8, frameon=False, ncols=2)
+    ax.legend(loc="upper left", fontsize=SMALL_FONT, frameon=False, ncols=2)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=FONT)
     return fig

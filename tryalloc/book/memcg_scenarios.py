@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from ..errors import InvalidArgumentError
 
-#: The machines of the RT / !RT / UP matrix (the same columns as :data:`tryalloc.book.viz.MATRIX_MACHINES`).
+#: The machines of the RT / !RT / UP matrix (the same columns as :data:`tryalloc.book.matrix.MATRIX_MACHINES`).
 COLUMNS = {"!RT SMP": {}, "RT": {"preempt_rt": True}, "!RT UP": {"smp": False, "nr_cpus": 1}}
 LOCK = "memcg_stock.stock_lock"
 

@@ -27,10 +27,12 @@ from ..errors import InvalidArgumentError, LockUsageError
 
 #~ from ..include.gfp import __GFP_ZERO, GFP_KERNEL  # @until 6
 from ..kernel.preempt import might_sleep
-from ..kernel.sched import event, point, running, wait_for
+from ..kernel.sched import declare_ops, event, point, running, wait_for
 from ..mm.page import page_ref_inc, put_page_testzero
 from ..mm.page_alloc import NUMA_NO_NODE, __free_page
 from .syscall import BPF_MAP_TYPE_ARENA, bpf_map, bpf_map_alloc_pages, bpf_map_init_from_attr
+
+declare_ops("mutex_lock", "mutex_unlock", "sleep", "acquired", "arena_alloc_pages")
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT

@@ -24,8 +24,10 @@ from collections.abc import Callable
 
 from ..errors import InvalidArgumentError
 from ..kernel.machine import initcall
-from ..kernel.sched import event, running
+from ..kernel.sched import declare_ops, event, running
 from ..trace import register_trace
+
+declare_ops("bpf_prog_run", "bpf_prog_miss")
 
 
 class bpf_prog:

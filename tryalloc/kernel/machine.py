@@ -13,6 +13,7 @@ from collections.abc import Callable
 from ..config import Config
 from ..errors import ContextError, DeadlockError, KernelReport, LockdepError
 from .context import CPU, INTERRUPT_KINDS, TASK
+from .events import EventLog
 from .locking.lockdep import Lockdep
 from .report import compose, lock_name
 from .sched import IRQ, Interrupt, Run, RunResult, Serial, Strategy
@@ -37,7 +38,7 @@ class Kernel:
         self.cpus = [CPU(i) for i in range(self.config.nr_cpus)]
         self.lockdep = Lockdep(self)
         self.reports: list[KernelReport] = []  # reports of detectors in "warn" mode
-        self.events: list[tuple] = []  # the last run's event log
+        self.events = EventLog()  # the last run's event log
         self._last_run: Run | None = None
         self._tasks: dict[int, Callable] = {}
         self._sources: list[Interrupt] = []
@@ -48,6 +49,7 @@ class Kernel:
     def spawn(self, cpu: int, fn: Callable[[], object]) -> None:
         """Run ``fn()`` as the task of CPU ``cpu`` in the next run."""
         self._check_cpu(cpu)
+        _check_callable("spawn", fn)
         if cpu in self._tasks:
             raise ContextError(f"CPU{cpu} already has a task for the next run")
         self._tasks[cpu] = fn
@@ -57,23 +59,27 @@ class Kernel:
         """Let a ``kind`` interrupt (``softirq``, ``hardirq``, ``nmi``) running ``handler`` arrive on
         CPU ``cpu`` up to ``budget`` times in the next run, wherever the strategy injects it."""
         self._check_cpu(cpu)
-        if kind not in INTERRUPT_KINDS:
-            raise ContextError(f"unknown interrupt kind {kind!r}; known: {', '.join(INTERRUPT_KINDS)}")
+        _check_kind(kind)
+        _check_callable("on_interrupt", handler)
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
             raise ContextError(f"interrupt budget must be an int >= 0, got {budget!r}")
+        if not isinstance(name, str):
+            raise ContextError(f"interrupt name must be a str, got {name!r}")
         self._sources.append(Interrupt(cpu, kind, handler, budget, name))
 
     def run(self, strategy: Strategy | None = None, *, trace: bool = True) -> RunResult:
         """Run the spawned tasks to completion under ``strategy`` (:class:`Serial` by default).
 
         Raises a :class:`~tryalloc.errors.KernelReport` subclass if a detector fires; its ``replay``
-        attribute reproduces the run.  The scenario is consumed either way.
+        attribute reproduces the run.  The scenario is consumed either way, also by a run the
+        strategy refuses to start (a :class:`~tryalloc.errors.TriggerError`...), which changes nothing else.
         """
         if not self._tasks:
             raise ContextError("nothing to run: spawn() a task on at least one CPU first")
         tasks, sources = self._tasks, self._sources
         self._tasks, self._sources = {}, []
         run = Run(self, tasks, sources, strategy or Serial(), trace)
+        run.check()  # a run refused here leaves the machine, and the last run's log, as they were
         try:
             return run.execute()
         finally:
@@ -87,8 +93,12 @@ class Kernel:
 
     def call(self, fn: Callable, *args, cpu: int = 0, context: str = TASK, **kwargs):
         """Run ``fn(*args, **kwargs)`` on CPU ``cpu`` in ``context`` (``task`` or an interrupt kind
-        arriving on top of the idle task) and return its result."""
+        arriving on top of the idle task) and return its result.  Bad arguments raise before
+        anything is set up, so the machine stays ready for the next call."""
         self._check_cpu(cpu)
+        _check_callable("call", fn)
+        if context != TASK:
+            _check_kind(context, also=(TASK,))
         if self._tasks or self._sources:
             raise ContextError("a scenario is being set up (spawn/on_interrupt); run() it first")
         result = []
@@ -156,6 +166,17 @@ class Kernel:
             body = f"{ctx.name} is {where} with locks still held: {names}"
             self.detect("lockdep", LockdepError(compose(f"lock held when {where}", body, "", self.cpus, run.events),
                                                 title=f"WARNING: lock held when {where}!"))
+
+
+def _check_kind(kind: str, also: tuple[str, ...] = ()) -> None:
+    if kind not in INTERRUPT_KINDS:
+        what = "context" if also else "interrupt"
+        raise ContextError(f"unknown {what} kind {kind!r}; known: {', '.join(also + INTERRUPT_KINDS)}")
+
+
+def _check_callable(what: str, fn) -> None:
+    if not callable(fn):
+        raise ContextError(f"{what}: expected a function to run, got {fn!r}")
 
 
 class _InjectFirst(Strategy):

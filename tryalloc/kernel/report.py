@@ -3,9 +3,11 @@
 The layout follows lockdep's splats (``kernel/locking/lockdep.c``: ``print_usage_bug``,
 ``print_deadlock_bug``, ``print_circular_bug``): a rule line, the title, a line naming the
 offender, the "Possible unsafe locking scenario" diagram, then the state of every CPU and the last
-events that led there.
+events that led there (each worded with what its context was about to do and the locks it held).
 """
 from __future__ import annotations
+
+from .events import EventLog
 
 RULE = "=" * 60
 
@@ -30,12 +32,11 @@ def machine_state(cpus) -> str:
 
 
 def last_events(events, n: int = 12) -> str:
+    """The last ``n`` events, one line each, worded as :meth:`~tryalloc.kernel.events.Event.describe`
+    words them: an announced operation is "about to" happen, with the locks its context holds."""
     if not events:
         return "  (no events recorded)"
-    return "\n".join(
-        f"  #{i:<4} CPU{cpu} {path:<22} {op:<24} {obj if obj is not None else ''}"
-        for i, cpu, path, op, obj in events[-n:]
-    )
+    return "\n".join("  " + line for line in EventLog.of(events).lines(n))
 
 
 def compose(headline: str, body: str, scenario: str, cpus, events) -> str:

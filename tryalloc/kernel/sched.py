@@ -9,6 +9,10 @@ control then returns to the scheduler, which picks the next action:
 * inject an interrupt on a CPU where one can arrive; the handler runs to completion nested on top of
   what that CPU was doing, announcing its own points on the way.
 
+The event log (:class:`~tryalloc.kernel.events.EventLog`) records such an announcement as *pending*:
+whatever the scheduler runs at that point (an interrupt, another CPU) runs before the operation, and
+the log's words say so ("about to spin_unlock zone->lock, still holding it").
+
 A context that spins on a busy lock is simply not runnable until the lock is free.  The sequence of
 choices is the schedule; written as a replay string and replayed, it reproduces the run event for
 event, because nothing else in the model is nondeterministic (no threads, no clocks, no hashing of
@@ -20,6 +24,7 @@ an interrupt when a named event happens).  Searching many schedules is :mod:`try
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import random
 import re
@@ -28,10 +33,13 @@ from dataclasses import dataclass
 
 from greenlet import greenlet
 
-from ..errors import ContextError, KernelReport, ReplayError
-from .context import CPU, INTERRUPT_KINDS, Context
+from ..errors import ContextError, KernelReport, ReplayError, TriggerError
+from .context import CPU, INTERRUPT_KINDS, TASK, Context
+from .events import EVENT_OPS, EventLog, Fields, declare_ops
 
 RUN, IRQ = 0, 1
+
+declare_ops("start", "exit", *(f"{kind}-{edge}" for kind in INTERRUPT_KINDS for edge in ("entry", "exit")))
 
 #: The run in progress (only one runs at a time: no threads).
 _run: Run | None = None
@@ -68,11 +76,12 @@ def current_context() -> Context:
 
 def point(op: str, obj: object = None) -> None:
     """Announce the operation ``op`` on ``obj`` (a lock, a list...) and let the scheduler choose
-    what runs next.  Returns when this CPU is chosen to go on and perform it."""
+    what runs next.  Returns when this CPU is chosen to go on and perform it.  The log records the
+    event as an announcement: it has not happened yet (:mod:`tryalloc.kernel.events`)."""
     run = _run
     if run is None:
         raise ContextError("model code runs only inside Kernel.run() or Kernel.call()")
-    run.log(op, obj)
+    run.announce(op, obj)
     run.schedule()
 
 
@@ -135,8 +144,12 @@ class Strategy:
     def choose(self, run: Run, options: list) -> int:
         raise NotImplementedError
 
-    def finish(self, run: Run) -> None:
-        """Called once when the run has ended normally."""
+    def start(self, run: Run) -> None:
+        """Called once before the run's first step; may refuse the run with a usage error (nothing has
+        changed yet)."""
+
+    def finish(self, run: Run, report: KernelReport | None = None) -> None:
+        """Called once when the run has ended: normally, or stopped by ``report`` (about to be raised)."""
 
 
 class Serial(Strategy):
@@ -165,12 +178,13 @@ class Replay(Strategy):
             )
         return c
 
-    def finish(self, run):
+    def finish(self, run, report=None):
         if run.nchoices < len(self.choices):
+            ended = f"ended with {report.title!r}" if report is not None else "ended"
             raise ReplayError(
-                f"replay {self.replay!r} does not fit this scenario: the run ended after "
+                f"replay {self.replay!r} does not fit this scenario: the run {ended} after "
                 f"{run.nchoices} choices, the string has {len(self.choices)}"
-            )
+            ) from report
 
 
 class Random(Strategy):
@@ -184,10 +198,19 @@ class Random(Strategy):
         return self.rng.randrange(len(options))
 
 
+_CONTEXTS = (TASK, *INTERRUPT_KINDS)
+
+
 @dataclass(frozen=True)
 class When:
     """A trigger for :class:`Scripted`: when ``cpu`` logs an event with operation ``op`` (and, if
-    given, on an object named ``obj``, in a context of kind ``context``), inject ``inject`` on it."""
+    given, on an object named ``obj``, in a context of kind ``context``), inject ``inject`` on it at the
+    first scheduling point where such an interrupt can arrive; ``nth`` counts matching events.
+
+    A trigger is checked as early as it can be: here, an ``op`` the model never logs (the names are
+    declared with :func:`~tryalloc.kernel.events.declare_ops`), an unknown interrupt or context kind;
+    when the run starts, no ``inject`` source on that CPU; when it ends, a trigger that never fired.
+    Each raises :class:`~tryalloc.errors.TriggerError` naming the trigger."""
 
     cpu: int
     op: str
@@ -196,34 +219,84 @@ class When:
     context: str | None = None
     nth: int = 1
 
+    def __post_init__(self):
+        def bad(why: str) -> TriggerError:
+            return TriggerError(f"{self}: {why}")
+
+        if isinstance(self.cpu, bool) or not isinstance(self.cpu, int) or self.cpu < 0:
+            raise bad(f"cpu must be a CPU number, got {self.cpu!r}")
+        if self.op not in EVENT_OPS:
+            near = difflib.get_close_matches(str(self.op), EVENT_OPS, n=3)
+            hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+            raise bad(f"the model logs no operation {self.op!r}{hint}")
+        if self.inject not in INTERRUPT_KINDS:
+            raise bad(f"inject must be one of {', '.join(INTERRUPT_KINDS)}, got {self.inject!r}")
+        if self.obj is not None and not isinstance(self.obj, str):
+            raise bad(f"obj is matched against the names in the log, so it must be a str, got {self.obj!r}")
+        if self.context is not None and self.context not in _CONTEXTS:
+            raise bad(f"context must be one of {', '.join(_CONTEXTS)}, got {self.context!r}")
+        if isinstance(self.nth, bool) or not isinstance(self.nth, int) or self.nth < 1:
+            raise bad(f"nth must be an int >= 1, got {self.nth!r}")
+
+    def __repr__(self) -> str:
+        parts = [f"cpu={self.cpu!r}", f"op={self.op!r}", f"inject={self.inject!r}"]
+        parts += [f"{name}={getattr(self, name)!r}" for name, unset in (("obj", None), ("context", None), ("nth", 1))
+                  if getattr(self, name) != unset]
+        return f"When({', '.join(parts)})"
+
+    def matches(self, ev: tuple) -> bool:
+        """Whether the event tuple ``ev`` is one this trigger counts."""
+        return (ev[1] == self.cpu and ev[3] == self.op and (self.obj is None or ev[4] == self.obj)
+                and (self.context is None or ev[2].rpartition(">")[2] == self.context))
+
 
 class Scripted(Strategy):
     """For the book: run the CPUs in order (the lowest-numbered runnable first, or ``order``), and
-    inject interrupts when the events named by ``triggers`` happen."""
+    inject interrupts when the events named by ``triggers`` happen.
+
+    A script that does not do what it says is an error, not a quiet run: every trigger must fire and
+    its interrupt arrive, or the run raises :class:`~tryalloc.errors.TriggerError` (see :class:`When`).
+    A run stopped by a kernel report raises that report instead (it may come before a trigger)."""
 
     def __init__(self, *triggers: When, order: tuple[int, ...] | None = None):
+        for t in triggers:
+            if not isinstance(t, When):
+                raise TriggerError(f"Scripted takes When(...) triggers, got {t!r}")
         self.triggers = list(triggers)
         self.order = order
-        self._run = None
 
-    def choose(self, run, options):
-        if run is not self._run:  # a new run: the same script starts over
-            self._run = run
-            self.seen = [0] * len(self.triggers)
-            self.pending: list[tuple[int, str]] = []
-            self.checked = 0  # events already matched against the triggers
-        for ev in run.events[self.checked:]:
+    def start(self, run):
+        if self.triggers and not run.trace:
+            raise TriggerError(f"{self.triggers[0]}: triggers match the event log, and this run keeps none "
+                               "(trace=False)")
+        for t in self.triggers:
+            if t.cpu not in run.tasks:
+                raise TriggerError(f"{t}: CPU{t.cpu} has no task in this run, so nothing runs there to trigger it")
+            if not any(src.cpu == t.cpu and src.kind == t.inject and src.budget for src in run.sources):
+                raise TriggerError(f"{t}: no {t.inject} source on CPU{t.cpu}; declare one with "
+                                   f"Kernel.on_interrupt({t.cpu}, {t.inject!r}, handler)")
+        self.seen = [0] * len(self.triggers)
+        self.fired: dict[int, int] = {}  # trigger -> the event that fired it
+        self.pending: list[int] = []  # triggers fired whose interrupt has not arrived yet
+        self.checked = 0  # events already matched against the triggers
+
+    def _match(self, run) -> None:
+        events = run.events
+        for ev in events[self.checked:] if self.checked else events:
             for i, t in enumerate(self.triggers):
-                if (ev[1] == t.cpu and ev[3] == t.op and (t.obj is None or ev[4] == t.obj)
-                        and (t.context is None or ev[2].rsplit(">", 1)[-1] == t.context)):
+                if t.matches(ev):
                     self.seen[i] += 1
                     if self.seen[i] == t.nth:
-                        self.pending.append((t.cpu, t.inject))
-        self.checked = len(run.events)
+                        self.fired[i] = ev[0]
+                        self.pending.append(i)
+        self.checked = len(events)
+
+    def choose(self, run, options):
+        self._match(run)
         while self.pending:
-            cpu, kind = self.pending[0]
+            t = self.triggers[self.pending[0]]
             for idx, (what, arg) in enumerate(options):
-                if what == IRQ and run.sources[arg].cpu == cpu and run.sources[arg].kind == kind:
+                if what == IRQ and run.sources[arg].cpu == t.cpu and run.sources[arg].kind == t.inject:
                     self.pending.pop(0)
                     return idx
             break  # cannot arrive yet (irqs off): let the CPU go on until it can
@@ -232,6 +305,23 @@ class Scripted(Strategy):
             if cpu in runnable:
                 return options.index((RUN, cpu))
         return options.index((RUN, min(runnable))) if runnable else 0
+
+    def finish(self, run, report=None):
+        if report is not None:
+            return
+        self._match(run)
+        problems = []
+        for i, t in enumerate(self.triggers):
+            if self.seen[i] < t.nth:
+                objs = sorted({str(ev[4]) for ev in run.events if ev[1] == t.cpu and ev[3] == t.op})
+                seen = (f"; CPU{t.cpu} logged {t.op!r} on {', '.join(objs[:6])}" if objs
+                        else f"; CPU{t.cpu} never logged {t.op!r}")
+                problems.append(f"{t} never fired (matched {self.seen[i]} of {t.nth} events{seen})")
+            elif i in self.pending:
+                problems.append(f"{t} fired at event #{self.fired[i]}, but no {t.inject} could arrive on "
+                                f"CPU{t.cpu} at any scheduling point after it")
+        if problems:
+            raise TriggerError("the script did not run as written: " + "; ".join(problems))
 
 
 # --- replay strings --------------------------------------------------------------------------
@@ -281,7 +371,9 @@ class Run:
         self.sources = sources
         self.budget = [s.budget for s in sources]
         self.strategy = strategy
-        self.events: list[tuple] = []
+        start = {cpu.id: tuple(_name(lock) for lock in cpu.stack[0].held) for cpu in self.cpus if cpu.stack[0].held}
+        self.events = EventLog(start=start)
+        self._points = self.events._points
         self.choices: list[int] = []
         self.nchoices = 0
         self.preemptions = 0
@@ -302,11 +394,25 @@ class Run:
         return encode(self.fingerprint, self.choices)
 
     def log(self, op: str, obj: object) -> None:
+        """Record a fact: ``op`` on ``obj`` has happened (an object is logged by its name)."""
         if self.trace:
             cpu = self.cpu
             if obj is not None and type(obj) is not str:
-                obj = getattr(obj, "name", None) or repr(obj)
+                obj = _name(obj)
             self.events.append((len(self.events), cpu.id, cpu.path_str, op, obj))
+
+    def log_fields(self, op: str, fields: Fields) -> None:
+        """Record a tracepoint's event ``op``; its ``fields`` are kept beside the tuple (whose object is
+        ``None``), see :attr:`EventLog.fields <tryalloc.kernel.events.EventLog>`."""
+        if self.trace:
+            self.events.fields[len(self.events)] = fields
+            self.log(op, None)
+
+    def announce(self, op: str, obj: object) -> None:
+        """Record a scheduling point: ``op`` on ``obj`` is about to happen (see :func:`point`)."""
+        if self.trace:
+            self._points.append(len(self.events))
+            self.log(op, obj)
 
     # -- deciding: callable from any greenlet -----------------------------------------------------
     def options(self) -> list[tuple[int, int]]:
@@ -446,8 +552,8 @@ class Run:
             cpu.stack[0].waiting = None
 
     # -- the hub: runs in the caller's greenlet ----------------------------------------------------
-    def execute(self):
-        global _run
+    def check(self) -> None:
+        """Refuse a run that cannot start (a usage error), before anything in the machine changes."""
         if _run is not None:
             raise ContextError("a run is already in progress; runs do not nest")
         for cid in self.tasks:
@@ -458,6 +564,11 @@ class Run:
                 raise ContextError(f"interrupt {src.label!r} targets CPU {src.cpu}, which does not exist")
             if src.kind not in INTERRUPT_KINDS:
                 raise ContextError(f"unknown interrupt kind {src.kind!r}; known: {', '.join(INTERRUPT_KINDS)}")
+        self.strategy.start(self)
+
+    def execute(self):
+        """Run to the end (after :meth:`check`)."""
+        global _run
         _run = self
         hub = greenlet.getcurrent()
         self._glets = {}
@@ -471,14 +582,16 @@ class Run:
         try:
             while self._glets:
                 self.dispatch(self.decide())  # returns when a task finishes
-            self.strategy.finish(self)
         except KernelReport as report:
             report.with_replay(self.replay)
             report.events = self.events
+            self.strategy.finish(self, report)
             raise
         except BaseException:
             self._unwind_cpus()
             raise
+        else:
+            self.strategy.finish(self)
         finally:
             _run = None
             for cid, glet in list(self._glets.items()):
@@ -491,6 +604,10 @@ class Run:
                          self.injections)
 
 
+def _name(obj) -> str:
+    return getattr(obj, "name", None) or repr(obj)
+
+
 def _release_on_unwind(lock, cpu: CPU) -> None:
     if hasattr(lock, "_holder"):  # a local_lock_t: per-CPU holder
         lock._holder[cpu.id] = None
@@ -501,7 +618,8 @@ def _release_on_unwind(lock, cpu: CPU) -> None:
 
 @dataclass
 class RunResult:
-    """What a run leaves: its schedule (``replay``), its event log, each task's return value, the
+    """What a run leaves: its schedule (``replay``), its event log (an
+    :class:`~tryalloc.kernel.events.EventLog`), each task's return value, the
     number of scheduling decisions (``steps``), and how many preemptions and interrupt injections."""
 
     fingerprint: tuple

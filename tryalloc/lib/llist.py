@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..kernel.sched import event, point
+from ..kernel.sched import declare_ops, event, point
+
+declare_ops("llist_add:read", "llist_add:cmpxchg", "llist_add:retry", "llist_del_all")
 
 
 class llist_node:

@@ -52,7 +52,9 @@ from ..kernel.locking import (
 )
 from ..kernel.machine import initcall
 from ..kernel.preempt import in_nmi
-from ..kernel.sched import event, point, running
+from ..kernel.sched import declare_ops, event, point, running
+
+declare_ops("stack_depot:lookup", "stack_depot:insert", "WARN")
 
 #: ``DEPOT_POOL_ORDER``: a pool is an order-2, non-compound block.
 DEPOT_POOL_ORDER = 2

@@ -60,7 +60,11 @@ from ..kernel.locking.local_lock import (
 from ..kernel.machine import initcall
 from ..kernel.percpu import PerCpu, per_cpu_ptr, this_cpu_ptr
 from ..kernel.preempt import in_task, might_sleep, smp_processor_id
-from ..kernel.sched import event, point, running, this_cpu
+from ..kernel.sched import declare_ops, event, point, running, this_cpu
+
+declare_ops("try_to_free_mem_cgroup_pages", "memcg_charge_failed", "memcg_memory_event:max", "cgroup_file_notify",
+            "schedule_work", "set_notify_resume", "mod_memcg_state")
+declare_ops("memcg_uncharge_direct")  # @since 4
 
 ENOMEM = 12
 #: Pages a CPU pre-charges at once and at most keeps in its stock (``MEMCG_CHARGE_BATCH``).

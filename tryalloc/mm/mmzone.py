@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 
 from ..kernel.locking import spinlock_t
-from ..kernel.percpu import PerCpu
+from ..kernel.percpu import PerCpu, per_cpu_ptr
 from ..lib.llist import llist_head
 
 MIGRATE_UNMOVABLE = 0
@@ -112,6 +112,19 @@ class zone:
         self.lowmem_reserve = 0
         self.per_cpu_pageset = PerCpu(prefix + "zone->per_cpu_pageset", cfg.nr_cpus,
                                       lambda cpu: per_cpu_pages(f"{prefix}pcp->lock[cpu{cpu}]", nr_pcp_lists, 0, 1))
+
+    def pcp(self, cpu: int) -> per_cpu_pages:
+        """CPU ``cpu``'s pageset of this zone: ``per_cpu_ptr(zone->per_cpu_pageset, cpu)``.  Reading it
+        between runs is how a chapter or a test watches a pcp (``zone.pcp(0).count``)."""
+        return per_cpu_ptr(self.per_cpu_pageset, cpu)
+
+    def deferred_blocks(self) -> list[tuple[int, int]]:
+        """The blocks waiting on ``zone->trylock_free_pages`` as ``(pfn, order)``, head first (the
+        last one deferred: ``llist_add`` pushes at the front).  Before patch 2 there is no such list."""
+        # @until 2
+        #~ return []
+        # @end
+        return [(node.payload.pfn, node.payload.order) for node in self.trylock_free_pages]  # @since 2
 
     @property
     def zone_end_pfn(self) -> int:

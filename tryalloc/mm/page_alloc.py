@@ -31,6 +31,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from ..config import HPAGE_PMD_ORDER
 from ..errors import InvalidArgumentError
 from ..include.gfp import (
     __GFP_ACCOUNT,
@@ -70,7 +71,7 @@ from ..kernel.preempt import (
     preempt_disable,
     preempt_enable,
 )
-from ..kernel.sched import event, running
+from ..kernel.sched import declare_ops, event, running
 from ..lib.debugobjects import debug_check_no_obj_freed
 from ..lib.llist import llist_add, llist_del_all, llist_empty, llist_for_each
 from ..trace import (
@@ -119,6 +120,9 @@ from .page import (
     set_page_private,
     set_page_refcounted,
 )
+
+declare_ops("watermark-refused", "fail_page_alloc", "warn_alloc", "wakeup_kswapd", "direct_reclaim")
+declare_ops("deferred-free")  # @since 2
 
 # free-page-internal flags
 FPI_NONE = 0
@@ -175,7 +179,7 @@ class fault_attr:
 
 def thp_order(config) -> int:
     """``HPAGE_PMD_ORDER``: 9 on x86-64; the model uses ``min(9, max_order)``."""
-    return min(9, config.max_order)
+    return min(HPAGE_PMD_ORDER, config.max_order)
 
 
 def cpu_to_node(kernel, cpu: int) -> int:
@@ -904,7 +908,24 @@ def gfp_to_alloc_flags(gfp: int, order: int) -> int:
 
 def warn_alloc(gfp: int, order: int) -> None:
     if not gfp & __GFP_NOWARN:
-        event("warn_alloc", f"page allocation failure: order:{order}, mode:{format_gfp(gfp)}")
+        event("warn_alloc", f"page allocation failure: order:{order}, mode:{format_gfp(gfp)}"
+                            f"{_watermark_note(order)}")
+
+
+def _watermark_note(order: int) -> str:
+    """Why a failure with free pages left is the watermarks' doing, worded for the warning (the kernel
+    prints the zones' free and min counts after it, ``show_mem``).  On a tiny zone the default marks
+    can exceed what the zone can ever spare: that request never succeeds, whatever the state."""
+    notes = []
+    for z in running().kernel.zones:
+        free, mark = z.vm_stat[NR_FREE_PAGES], z.min_wmark_pages()
+        if free >= 1 << order and free - (1 << order) < mark:
+            never = (f"; its watermarks exceed what a {z.managed_pages}-page zone can spare for this order"
+                     if mark + (1 << order) > z.managed_pages else "")
+            notes.append(f"node{z.nid} {z.name}: {free} pages free but the min watermark keeps {mark}{never}")
+    if not notes:
+        return ""
+    return ("; " + "; ".join(notes) + " (setup_per_zone_wmarks(kernel, 0) sets the watermarks to zero)")
 
 
 def __alloc_pages_slowpath(gfp: int, order: int, ac: alloc_context) -> Page | None:

@@ -29,9 +29,11 @@ from ..errors import ConfigError, InvalidArgumentError
 from ..include.gfp import __GFP_NOWARN, format_gfp
 from ..kernel.locking import spin_lock_irqsave, spin_unlock_irqrestore, spinlock_t
 from ..kernel.machine import initcall
-from ..kernel.sched import event, running, this_cpu
+from ..kernel.sched import declare_ops, event, running, this_cpu
 from ..lib import stackdepot
 from ..lib.stackdepot import DEPOT_POOL_INDEX_BITS, REFCOUNT_SATURATED
+
+declare_ops("kmalloc", "WARN")
 
 #: ``PAGE_OWNER_STACK_DEPTH``: frames kept per trace.
 PAGE_OWNER_STACK_DEPTH = 16

@@ -1,7 +1,7 @@
 """The series' history as data: the six v6 patches and the dated milestones around them.
 
 The preface draws its table and its timeline from here (the drawing is
-:func:`tryalloc.book.viz.series_timeline`), so a date or an id is written once.  Every entry cites a
+:func:`tryalloc.book.history_figure.series_timeline`), so a date or an id is written once.  Every entry cites a
 lore message-id (``https://lore.kernel.org/r/<id>`` resolves it) and, once it reached a tree, the
 commit id; ids that the sources could not pin down carry ``confirmed=False``.
 

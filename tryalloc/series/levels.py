@@ -23,6 +23,14 @@ source):
 :func:`source_at` strips the markers for a level; :func:`package_at` writes that level's package;
 :func:`load` imports it under its own name (``tryalloc_L2``), so a notebook can hold two levels side by
 side; :func:`patch_diff` is the unified diff between two levels — the patch, as the model sees it.
+
+One module is shared instead of copied: a loaded level's ``errors`` *is* the loading package's
+``tryalloc.errors`` (:func:`load` puts it in ``sys.modules`` as ``tryalloc_L2.errors`` before the level
+runs), so ``except tryalloc.DeadlockError`` catches a level's report and a report is the same class at
+every level.  That is why ``errors.py`` carries no level markers (:func:`load` refuses a level whose
+``errors.py`` differs).  A level written with :func:`package_at` and put first on ``PYTHONPATH`` (as
+``make test-levels`` does) is still a whole package on its own: there its ``errors`` is simply
+``tryalloc.errors``.
 Malformed markers raise :class:`LevelMarkerError` naming the file and line.
 """
 from __future__ import annotations
@@ -36,6 +44,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .. import errors
 from .rules import LEVELS
 
 #: The level of this copy of the package (rewritten in every generated copy).
@@ -157,13 +166,19 @@ def load(level: str):
     if name in sys.modules:
         return sys.modules[name]
     root = package_at(level) / "tryalloc"
+    if (root / "errors.py").read_text(encoding="utf-8") != (PACKAGE / "errors.py").read_text(encoding="utf-8"):
+        raise LevelMarkerError(f"errors.py differs at level {level}: the exception classes are shared by every "
+                               "level, so errors.py may carry no level markers")
     spec = importlib.util.spec_from_file_location(name, root / "__init__.py", submodule_search_locations=[str(root)])
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    shared = {name: module, f"{name}.errors": errors}
+    sys.modules.update(shared)
+    module.errors = errors
     try:
         spec.loader.exec_module(module)
     except BaseException:
-        del sys.modules[name]
+        for key in shared:
+            del sys.modules[key]
         raise
     return module
 

@@ -37,13 +37,16 @@ from ...errors import LockUsageError
 from ..context import HARDIRQ_MASK, NMI_MASK  # @since 3
 from ..preempt import IrqFlags, check_flags, local_irq_restore, local_irq_save
 from ..report import report_both_inside
-from ..sched import event, point, running
+from ..sched import declare_ops, event, point, running
 from .spinlock import (
     _lock,
     _trylock,  # @since 3
     _unlock,
     spinlock_t,
 )
+
+declare_ops("local_lock", "local_unlock", "local_lock_irqsave", "local_unlock_irqrestore")
+declare_ops("local_trylock_irqsave")  # @since 3
 
 
 class local_lock_t:

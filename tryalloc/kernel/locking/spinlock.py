@@ -21,7 +21,13 @@ from ...errors import DeadlockError, InvalidContextError, LockUsageError
 from ..context import HARDIRQ_MASK, NMI_MASK, PREEMPT_MASK
 from ..preempt import IrqFlags, check_flags, local_irq_restore, local_irq_save
 from ..report import compose, interrupt_scenario, report_both_inside
-from ..sched import running, wait_for
+from ..sched import declare_ops, running, wait_for
+
+declare_ops("acquired", "spin", "sleep", "trylock-failed",
+            "raw_spin_lock", "raw_spin_trylock", "raw_spin_unlock",
+            "raw_spin_lock_irqsave", "raw_spin_trylock_irqsave", "raw_spin_unlock_irqrestore",
+            "spin_lock", "spin_trylock", "spin_unlock", "spin_lock_irqsave", "spin_trylock_irqsave",
+            "spin_unlock_irqrestore")
 
 
 class raw_spinlock_t:
@@ -104,7 +110,7 @@ def _lock(lock, op: str) -> None:
     sleeping = run.rt and lock.sleeps_on_rt
     if sleeping:
         _check_may_sleep(run, lock, op)
-    run.log(op, lock)  # the scheduling point, inlined: announce ...
+    run.announce(op, lock)  # the scheduling point, inlined: announce ...
     run.schedule()  # ... and let others run first
     ctx = cpu.stack[-1]
     if sleeping:
@@ -130,7 +136,7 @@ def _trylock(lock, op: str) -> bool:
         why = "in NMI" if cpu.preempt_count & NMI_MASK else "in hard-IRQ"
         run.kernel.detect("invalid_context", _invalid_context(
             run, lock, op, f"{why}, an rt_mutex trylock would make the interrupted task look like the owner"))
-    run.log(op, lock)
+    run.announce(op, lock)
     run.schedule()
     if run.smp and lock.owner is not None:
         run.log("trylock-failed", lock)
@@ -161,7 +167,7 @@ def _check_owner(run, lock, op: str) -> None:
 def _unlock(lock, op: str) -> None:
     run = running()
     _check_owner(run, lock, op)
-    run.log(op, lock)
+    run.announce(op, lock)
     run.schedule()
     cpu = run.cpu
     ctx = cpu.stack[-1]
