@@ -155,10 +155,11 @@ def fail_quietly(label):
 
     if context == "task":
         k.spawn(0, body)
+        res = k.run()
     else:
         k.spawn(0, lambda: HERE.kernel.sched.point("idle"))
         k.on_interrupt(0, context, body)
-    res = k.run(HERE.Scripted(HERE.When(cpu=0, op="start", inject=context)))
+        res = k.run(HERE.Scripted(HERE.When(cpu=0, op="start", inject=context)))
     assert B.allocated(HERE, k) == len(hoard)
     books(k)
     return got, [e for e in res.events if e[3] == "warn_alloc"]
