@@ -138,7 +138,7 @@ def can_alloc_table(L) -> dict[str, dict[str, dict]]:
     return table
 
 
-#: The RT / !RT / UP matrix's row that patch 6 adds (as :func:`~tryalloc.book.viz.rt_matrix` names it).
+#: The RT / !RT / UP matrix's row that patch 6 adds (as :func:`~tryalloc.book.matrix.rt_matrix` names it).
 MATRIX_ROW = "BPF `bpf_map_alloc_pages` from process context"
 
 
