@@ -20,6 +20,7 @@ import importlib
 import inspect
 from collections import Counter
 from collections.abc import Callable
+from typing import NamedTuple
 
 from ..errors import InvalidArgumentError
 from .memcg_scenarios import counting_calls
@@ -37,13 +38,27 @@ CONTEXTS = {
 }
 #: The machines of the table, as in the RT / !RT / UP matrix.
 COLUMNS = {"!RT": {}, "RT": {"preempt_rt": True}, "!RT UP": {"smp": False}}
-#: Where the chain's program is attached: label -> (hook, the context that fires it).
+
+
+class Hook(NamedTuple):
+    """Where the chain's program runs: a tracepoint's name or ``"perf"`` (a perf event's NMI), the
+    context whose allocations drive it (``"task"`` or ``"softirq"``), and whether the program runs
+    with that context holding ``zone->lock``."""
+
+    attach: str
+    context: str
+    under_zone_lock: bool
+
+
+#: Where the chain's program is attached, by label.
 HOOKS = {
-    "mm_page_alloc (task)": ("mm_page_alloc", "task"),
-    "mm_page_alloc (softirq)": ("mm_page_alloc", "softirq"),
-    "mm_page_alloc_zone_locked (zone->lock held)": ("mm_page_alloc_zone_locked", "task"),
-    "mm_page_pcpu_drain (zone->lock held)": ("mm_page_pcpu_drain", "task"),
-    "perf NMI while the task holds zone->lock": ("perf", "task"),
+    "mm_page_alloc (task)": Hook("mm_page_alloc", "task", False),
+    "mm_page_alloc (softirq)": Hook("mm_page_alloc", "softirq", False),
+    "mm_page_alloc_zone_locked (zone->lock held)": Hook("mm_page_alloc_zone_locked", "task", True),
+    "mm_page_pcpu_drain (zone->lock held)": Hook("mm_page_pcpu_drain", "task", True),
+    "perf NMI on a task, outside the allocator": Hook("perf", "task", False),
+    "perf NMI while the task holds zone->lock": Hook("perf", "task", True),
+    "perf NMI while a softirq holds zone->lock": Hook("perf", "softirq", True),
 }
 
 #: Pages the chain's workload allocates and then frees: enough for pcp refills and a drain.
@@ -160,7 +175,7 @@ def _outcome(err: Exception) -> str:
 def chain_run(L, hook: str, preempt_rt: bool = False) -> dict:
     """A BPF program at ``hook`` (a label of :data:`HOOKS`) that asks its map for one page whenever it
     runs, while a task (``GFP_KERNEL``) or a softirq (``GFP_ATOMIC``) allocates and frees enough to
-    refill and drain its pcp list.
+    refill and drain its pcp list; a perf event's NMI arrives once, where the hook says.
 
     Before patch 6 the program's call passes ``GFP_ATOMIC`` (the best a v6.13 caller that may not
     sleep could do); from patch 6 ``bpf_map_alloc_pages`` chooses.  Returns the outcome (``"completes"``
@@ -171,7 +186,7 @@ def chain_run(L, hook: str, preempt_rt: bool = False) -> dict:
     if hook not in HOOKS:
         raise InvalidArgumentError(f"chain_run: hook must be one of {', '.join(HOOKS)}, got {hook!r}")
     S, A, P, G = L.bpf.syscall, L.mm.page_alloc, L.bpf.prog, L.include.gfp
-    tracepoint, context = HOOKS[hook]
+    attach, context, under_lock = HOOKS[hook]
     k = L.Kernel(nr_cpus=1, pages_per_node=512, preempt_rt=preempt_rt, detectors={"lockdep": "off"})
     m = S.bpf_map_init_from_attr(k, S.BPF_MAP_TYPE_ARRAY, 64, memcg=L.mm.memcontrol.mem_cgroup_create(k, "map"))
     got, nulls, seen = [], [], []
@@ -190,18 +205,20 @@ def chain_run(L, hook: str, preempt_rt: bool = False) -> dict:
         for page in held:
             A.__free_pages(page, 0)
 
-    if tracepoint == "perf":
-        p = P.bpf_prog_attach_perf_event(k, 0, prog)
+    triggers = []
+    if context == "task":
         k.spawn(0, workload)
-        strategy = L.Scripted(L.When(cpu=0, op="acquired", obj="zone->lock", inject="nmi"))
     else:
-        p = P.bpf_prog_attach_tracepoint(k, tracepoint, prog)
-        if context == "task":
-            k.spawn(0, workload)
-        else:
-            k.spawn(0, lambda: None)
-            k.on_interrupt(0, context, workload)
-        strategy = L.Random(0)
+        k.spawn(0, lambda: L.kernel.sched.point("idle"))
+        k.on_interrupt(0, context, workload)
+        triggers.append(L.When(cpu=0, op="start", inject=context))
+    if attach == "perf":
+        p = P.bpf_prog_attach_perf_event(k, 0, prog)
+        where = {"op": "acquired", "obj": "zone->lock", "context": context} if under_lock else {"op": "start"}
+        triggers.append(L.When(cpu=0, inject="nmi", **where))
+    else:
+        p = P.bpf_prog_attach_tracepoint(k, attach, prog)
+    strategy = L.Scripted(*triggers)
     try:
         k.run(strategy)
         outcome = "completes"
