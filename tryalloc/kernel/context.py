@@ -58,7 +58,8 @@ class Context:
     keeps its dependency chains per context, as the kernel's lockdep keeps them per irq context.
     """
 
-    __slots__ = ("kind", "cpu", "depth", "saved_irqs_disabled", "saved_preempt_count", "held", "waiting")
+    __slots__ = ("kind", "cpu", "depth", "saved_irqs_disabled", "saved_preempt_count", "held", "waiting",
+                 "announced")
 
     def __init__(self, kind: str, cpu: CPU, depth: int, saved_irqs_disabled: bool = False,
                  saved_preempt_count: int = 0):
@@ -69,6 +70,7 @@ class Context:
         self.saved_preempt_count = saved_preempt_count
         self.held: list = []
         self.waiting = None  # the lock this context spins or sleeps on; an interrupt on top still runs
+        self.announced = None  # what its next step touches, for partial-order reduction (kernel/por.py)
 
     @property
     def name(self) -> str:

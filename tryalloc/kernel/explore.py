@@ -15,14 +15,19 @@ told to go on, stops.  ``check(kernel, result)`` runs after every completed exec
 """
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ..errors import KernelReport, ReplayError
-from .sched import RUN, Random, Replay, RunResult, Strategy, decode
+from ..errors import InvalidArgumentError, KernelReport, ReplayError
+from .checkpoint import load_frontier, save_frontier
+from .frontier import SleepBlocked, Tree
+from .progress import Progress
+from .sched import Random, Replay, RunResult, Strategy, decode
 
 
 @dataclass
@@ -35,46 +40,40 @@ class ExploreResult:
     outcomes: Counter = field(default_factory=Counter)
     complete: bool = False
     seconds: float = 0.0
+    pruned: int = 0  # executions dropped by the reduction once every option left was asleep
+    skipped: int = 0  # options the reduction never tried (each a whole subtree)
 
     @property
     def ok(self) -> bool:
         return not self.failures
 
+    @property
+    def shortest(self) -> KernelReport | None:
+        """The failure with the fewest scheduling choices: the easiest counterexample to read."""
+        if not self.failures:
+            return None
+        def size(failure):
+            choices = decode(failure.replay)[1]
+            return len(choices), sum(choices)  # fewest decisions, then the least unusual ones
+
+        return min(self.failures, key=size)
+
+    def summary(self) -> str:
+        """A few lines for a person: how much was searched and the shortest counterexample."""
+        rate = self.executions / self.seconds if self.seconds else 0.0
+        lines = [f"{self.executions} executions{' (complete)' if self.complete else ''} in "
+                 f"{self.seconds:.2f} s ({rate:,.0f}/s); {len(self.failures)} failure(s)"]
+        if self.pruned or self.skipped:
+            lines.append(f"reduction: {self.skipped} subtrees skipped, {self.pruned} executions cut short")
+        short = self.shortest
+        if short is not None:
+            lines.append(f"shortest counterexample: {short.title}\n  replay: {short.replay}")
+        return "\n".join(lines)
+
     def raise_first(self) -> None:
         """Re-raise the first report found, if any."""
         if self.failures:
             raise self.failures[0]
-
-
-class _DFS(Strategy):
-    """Follow ``prefix``, then always the first allowed option; remember the alternatives."""
-
-    def __init__(self, prefix: list[int], bound: int | None):
-        self.prefix = prefix
-        self.bound = bound
-        self.alternatives: dict[int, list[int]] = {}
-        self.choices: list[int] = []  # the run's own list of choices, shared by reference
-
-    def choose(self, run, options):
-        self.choices = run.choices
-        pos = run.nchoices
-        allowed = list(range(len(options)))
-        if self.bound is not None and run.preemptions >= self.bound and run.last is not None:
-            last = (RUN, run.last.id)
-            if last in options:  # the last CPU can go on: switching to another would preempt it
-                allowed = [i for i, o in enumerate(options) if o[0] != RUN or o == last]
-        self.alternatives[pos] = allowed
-        return self.prefix[pos] if pos < len(self.prefix) else allowed[0]
-
-    def next_prefix(self) -> list[int] | None:
-        choices = self.choices
-        for pos in range(len(choices) - 1, -1, -1):
-            allowed = self.alternatives.get(pos)
-            if allowed:
-                i = allowed.index(choices[pos])
-                if i + 1 < len(allowed):
-                    return choices[:pos] + [allowed[i + 1]]
-        return None
 
 
 def _execute(build: Callable, strategy: Strategy, check, outcome, result: ExploreResult) -> None:
@@ -85,31 +84,88 @@ def _execute(build: Callable, strategy: Strategy, check, outcome, result: Explor
             check(kernel, res)
         if outcome is not None:
             result.outcomes[outcome(kernel, res)] += 1
+    except SleepBlocked:
+        result.pruned += 1
+        return
     except KernelReport as report:
         if report.replay is None:  # raised by check() after the run ended
             report.with_replay(kernel.last_replay)
         result.failures.append(report)
-    finally:
-        result.executions += 1
+    result.executions += 1
 
 
 def explore(build: Callable, *, preemption_bound: int | None = 2, max_executions: int = 1_000_000,
             stop_on_failure: bool = True, check: Callable | None = None,
-            outcome: Callable | None = None) -> ExploreResult:
-    """Run every schedule of ``build()`` within the bounds; see the module docstring."""
+            outcome: Callable | None = None, reduce: bool = False, progress: bool = False,
+            frontier: str | os.PathLike | None = None, executor=None, workers: int | None = None,
+            split_depth: int = 6) -> ExploreResult:
+    """Run every schedule of ``build()`` within the bounds; see the module docstring.
+
+    ``reduce=True`` skips schedules that only reorder commuting steps (sleep sets,
+    :mod:`tryalloc.kernel.por`): the same outcomes from fewer executions.  It needs
+    ``preemption_bound=None``: combined with a bound, a sleep set would lose schedules.  ``progress=True`` shows
+    a progress bar (executions, rate, what the reduction skipped).  ``frontier`` names a JSON file:
+    a search that stops early (``max_executions``, a failure, Ctrl-C) saves where it was there, and
+    the next call with the same file resumes from it (:mod:`tryalloc.kernel.frontier`).
+    ``executor`` (a process pool, a ``dask.distributed.Client``) or ``workers=N`` (a local process
+    pool) splits the tree at ``split_depth`` choices and explores the subtrees in parallel
+    (:mod:`tryalloc.kernel.parallel`); ``build``, ``check`` and ``outcome`` must then be picklable.
+    The result's :attr:`~ExploreResult.shortest` is the failure with the fewest choices.
+    """
+    if reduce and preemption_bound is not None:
+        raise InvalidArgumentError(
+            f"reduce=True needs preemption_bound=None: a sleep set skips an order because an equivalent one was "
+            f"explored, but that one may need more preemptions than the bound ({preemption_bound}) allows, so "
+            f"a bounded search would lose schedules (Coons et al., Bounded Partial-Order Reduction, OOPSLA 2013)")
+    if executor is not None or workers is not None:
+        if frontier is not None:
+            raise InvalidArgumentError("a parallel search cannot save a frontier; run it serially")
+        from .parallel import explore_parallel
+        return explore_parallel(build, executor=executor, workers=workers, split_depth=split_depth,
+                                preemption_bound=preemption_bound, max_executions=max_executions,
+                                stop_on_failure=stop_on_failure, check=check, outcome=outcome,
+                                reduce=reduce, progress=progress)
+    tree = Tree(preemption_bound, reduce)
     result = ExploreResult()
-    start = time.perf_counter()
-    prefix: list[int] | None = []
+    saved = load_frontier(frontier, build, check, tree, result) if frontier is not None else None
+    prefix = tree.prefix() if saved else []
+    start = time.perf_counter() - result.seconds
+    bar = Progress(progress, result, tree)
+    try:
+        prefix = search_tree(build, tree, prefix, result, max_executions, stop_on_failure, check, outcome, bar)
+    except KeyboardInterrupt:
+        if frontier is not None:
+            result.seconds = time.perf_counter() - start
+            save_frontier(frontier, tree, result, preemption_bound, reduce)
+        raise
+    finally:
+        bar.close()
+    result.complete = prefix is None
+    result.skipped = tree.skipped
+    result.seconds = time.perf_counter() - start
+    if frontier is not None:
+        if result.complete:
+            Path(frontier).unlink(missing_ok=True)
+        else:
+            save_frontier(frontier, tree, result, preemption_bound, reduce)
+    if progress:
+        print(result.summary())
+    return result
+
+
+def search_tree(build, tree: Tree, prefix, result: ExploreResult, max_executions: int,
+                stop_on_failure: bool, check, outcome, bar=None) -> list[int] | None:
+    """Walk ``tree`` from ``prefix`` until it is exhausted (``None``), or until the executions
+    reach ``max_executions`` or a failure stops it (the prefix to resume from)."""
     while prefix is not None and result.executions < max_executions:
-        dfs = _DFS(prefix, preemption_bound)
         failures = len(result.failures)
-        _execute(build, dfs, check, outcome, result)
+        _execute(build, tree, check, outcome, result)
+        if bar is not None:
+            bar.update()
+        prefix = tree.next_prefix()
         if stop_on_failure and len(result.failures) > failures:
             break
-        prefix = dfs.next_prefix()
-    result.complete = prefix is None
-    result.seconds = time.perf_counter() - start
-    return result
+    return prefix
 
 
 def random_search(build: Callable, *, seed: int = 0, executions: int = 1000, stop_on_failure: bool = True,

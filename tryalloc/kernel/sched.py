@@ -74,13 +74,17 @@ def current_context() -> Context:
     return running().cpu.stack[-1]
 
 
-def point(op: str, obj: object = None) -> None:
+def point(op: str, obj: object = None, touches: tuple | None = None) -> None:
     """Announce the operation ``op`` on ``obj`` (a lock, a list...) and let the scheduler choose
     what runs next.  Returns when this CPU is chosen to go on and perform it.  The log records the
-    event as an announcement: it has not happened yet (:mod:`tryalloc.kernel.events`)."""
+    event as an announcement: it has not happened yet (:mod:`tryalloc.kernel.events`).
+
+    ``touches`` declares what the step after the point touches, as a ``(kind, obj)`` pair of
+    :mod:`tryalloc.kernel.por`; ``None`` (the default) means "anything", which is always sound."""
     run = _run
     if run is None:
         raise ContextError("model code runs only inside Kernel.run() or Kernel.call()")
+    run.cpu.stack[-1].announced = touches
     run.announce(op, obj)
     run.schedule()
 
@@ -376,6 +380,7 @@ class Run:
         self._points = self.events._points
         self.choices: list[int] = []
         self.nchoices = 0
+        self.decisions = 0  # every decide(), forced ones too: a reduction must see the forced steps
         self.preemptions = 0
         self.injections = 0
         self.results: dict[int, object] = {}
@@ -439,6 +444,7 @@ class Run:
         Only real choices (two options or more) are recorded in the schedule: a forced step is the
         same in every replay, so leaving it out keeps replay strings short and searches cheap.
         """
+        self.decisions += 1
         opts = self.options()
         if not opts or opts[0][0] != RUN:  # RUN options come first: none means nobody can go on
             raise self.kernel.deadlock_across_cpus(self)

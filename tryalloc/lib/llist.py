@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..kernel.por import ACCESS, STEP
 from ..kernel.sched import declare_ops, event, point
 
 declare_ops("llist_add:read", "llist_add:cmpxchg", "llist_add:retry", "llist_del_all")
@@ -52,10 +53,10 @@ def llist_empty(head: llist_head) -> bool:
 def llist_add(new: llist_node, head: llist_head) -> bool:
     """Push ``new``; return True if the list was empty before (as the kernel's does)."""
     while True:
-        point("llist_add:read", head)
+        point("llist_add:read", head, (STEP, head))
         first = head.first
         new.next = first
-        point("llist_add:cmpxchg", head)
+        point("llist_add:cmpxchg", head, (ACCESS, head))
         if head.first is first:
             head.first = new
             return first is None
@@ -64,7 +65,7 @@ def llist_add(new: llist_node, head: llist_head) -> bool:
 
 def llist_del_all(head: llist_head) -> llist_node | None:
     """Detach and return the whole list (newest first), leaving it empty: one atomic exchange."""
-    point("llist_del_all", head)
+    point("llist_del_all", head, (ACCESS, head))
     first, head.first = head.first, None
     return first
 

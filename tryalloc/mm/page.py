@@ -170,6 +170,19 @@ class Page:
 
 
 # --- pfn <-> page ---------------------------------------------------------------------------
+def check_page(page) -> Page:
+    """Return ``page`` if it is a frame of the running machine's memory map, else raise
+    :class:`InvalidArgumentError`.  (In C a wild ``struct page *`` is undefined behaviour; here it must
+    not index the arrays out of range, or wrap around to the last frame for a negative pfn.)"""
+    mm = running().kernel.mem_map
+    if not isinstance(page, Page):
+        raise InvalidArgumentError(f"expected a Page, got {page!r}")
+    pfn = page.pfn
+    if page.mem_map is not mm or isinstance(pfn, bool) or not isinstance(pfn, int) or not 0 <= pfn < mm.nr_pages:
+        raise InvalidArgumentError(f"{page!r} is not a page of this machine's memory map (pfns 0..{mm.nr_pages - 1})")
+    return page
+
+
 def pfn_to_page(pfn: int) -> Page:
     """The page of ``pfn`` on the running machine."""
     return running().kernel.mem_map.page(pfn)

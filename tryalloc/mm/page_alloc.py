@@ -111,6 +111,7 @@ from .page import (
     PageTail,
     PG_buddy,
     bad_page,
+    check_page,
     clear_compound_page,
     compound_order,
     page_ref_count,
@@ -1286,8 +1287,7 @@ def ___free_pages(page: Page, order: int, fpi_flags: int) -> None:  # @since 2
     compound head, free the tail sub-blocks ``order-1 .. 0`` the caller gave up (spec 1.2): the
     holder of the extra reference keeps only the first page.  (Patch 2 made this the body of both
     ``__free_pages`` and ``free_pages_nolock``, with the free flags threaded through.)"""
-    if not isinstance(page, Page):
-        raise InvalidArgumentError(f"expected a Page, got {page!r}")
+    check_page(page)
     check_order(order)
     head = PageHead(page)
     # validate everything this call would free before dropping the reference (see _check_free)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from ...errors import LockUsageError
 from ..context import HARDIRQ_MASK, NMI_MASK  # @since 3
+from ..por import ACQUIRE, RELEASE, TRYLOCK
 from ..preempt import IrqFlags, check_flags, local_irq_restore, local_irq_save
 from ..report import report_both_inside
 from ..sched import declare_ops, event, point, running
@@ -96,7 +97,7 @@ def _enter(lock: local_lock_t, op: str) -> None:
         _lock(lock._rt_lock[cpu.id], op)
         lock._holder[cpu.id] = cpu.stack[-1]
         return
-    point(op, lock)
+    point(op, lock, (ACQUIRE, lock))
     ctx = cpu.stack[-1]
     inside = lock._holder[cpu.id]
     if inside is not None:
@@ -128,7 +129,7 @@ def _leave(lock: local_lock_t, op: str) -> None:
         lock._holder[cpu.id] = None
         _unlock(lock._rt_lock[cpu.id], op)
         return
-    point(op, lock)
+    point(op, lock, (RELEASE, lock))
     #~ if op == "local_unlock_irqrestore":  # @since 3 @until 6.15
     #~     _set_active(lock, cpu.id, 0)  # @since 3 @until 6.15
     _set_active(lock, cpu.id, 0)  # @since 6.15
@@ -176,7 +177,7 @@ def local_trylock_irqsave(lock: local_trylock_t) -> IrqFlags | None:
                              "In C this does not compile: a plain local_lock_t has no active flag to test, "
                              "so on !PREEMPT_RT only a local_trylock_t can be trylocked")
     flags = local_irq_save()
-    point("local_trylock_irqsave", lock)
+    point("local_trylock_irqsave", lock, (TRYLOCK, lock))
     if lock.active[cpu.id]:
         local_irq_restore(flags)
         event("trylock-failed", lock)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from ...errors import DeadlockError, InvalidContextError, LockUsageError
 from ..context import HARDIRQ_MASK, NMI_MASK, PREEMPT_MASK
+from ..por import ACQUIRE, RELEASE, TRYLOCK
 from ..preempt import IrqFlags, check_flags, local_irq_restore, local_irq_save
 from ..report import compose, interrupt_scenario, report_both_inside
 from ..sched import declare_ops, running, wait_for
@@ -110,6 +111,7 @@ def _lock(lock, op: str) -> None:
     sleeping = run.rt and lock.sleeps_on_rt
     if sleeping:
         _check_may_sleep(run, lock, op)
+    cpu.stack[-1].announced = (ACQUIRE, lock)
     run.announce(op, lock)  # the scheduling point, inlined: announce ...
     run.schedule()  # ... and let others run first
     ctx = cpu.stack[-1]
@@ -136,6 +138,7 @@ def _trylock(lock, op: str) -> bool:
         why = "in NMI" if cpu.preempt_count & NMI_MASK else "in hard-IRQ"
         run.kernel.detect("invalid_context", _invalid_context(
             run, lock, op, f"{why}, an rt_mutex trylock would make the interrupted task look like the owner"))
+    cpu.stack[-1].announced = (TRYLOCK, lock)
     run.announce(op, lock)
     run.schedule()
     if run.smp and lock.owner is not None:
@@ -167,6 +170,7 @@ def _check_owner(run, lock, op: str) -> None:
 def _unlock(lock, op: str) -> None:
     run = running()
     _check_owner(run, lock, op)
+    run.cpu.stack[-1].announced = (RELEASE, lock)
     run.announce(op, lock)
     run.schedule()
     cpu = run.cpu

@@ -1,0 +1,190 @@
+"""Partial-order reduction: a reduced search sees every outcome the full search sees, in fewer executions."""
+from functools import partial
+
+import pytest
+
+from tryalloc import Kernel, explore
+from tryalloc.errors import InvalidArgumentError
+from tryalloc.kernel import por
+from tryalloc.kernel.locking import spin_lock, spin_trylock, spin_unlock, spinlock_t
+from tryalloc.kernel.sched import IRQ, RUN, Strategy, point
+from tryalloc.lib.llist import llist_add, llist_del_all, llist_for_each, llist_head, llist_node
+from tryalloc.mm import scenarios
+
+
+def _nested(outer, inner, log):
+    spin_lock(outer)
+    spin_lock(inner)
+    log.append(outer.name)
+    spin_unlock(inner)
+    spin_unlock(outer)
+
+
+def private_locks():
+    """Each CPU nests two locks of its own: everything inside commutes."""
+    k = Kernel(nr_cpus=2, detectors={"lockdep": "off"})
+    k.log = []
+    for cpu in range(2):
+        k.spawn(cpu, partial(_nested, spinlock_t(f"outer{cpu}"), spinlock_t(f"inner{cpu}"), k.log))
+    return k
+
+
+def shared_inner():
+    """Both CPUs nest a private lock around one shared lock: the order of the shared sections shows."""
+    k = Kernel(nr_cpus=2, detectors={"lockdep": "off"})
+    k.log = []
+    shared = spinlock_t("shared")
+    for cpu in range(2):
+        k.spawn(cpu, partial(_nested, spinlock_t(f"outer{cpu}"), shared, k.log))
+    return k
+
+
+def _push_then_take(head, name, take):
+    llist_add(llist_node(name), head)
+    return tuple(n.payload for n in llist_for_each(llist_del_all(head))) if take else None
+
+
+def llist_with_nmi():
+    k = Kernel(nr_cpus=2)
+    k.head = llist_head("deferred")
+    k.spawn(0, partial(_push_then_take, k.head, "cpu0", False))
+    k.spawn(1, partial(_push_then_take, k.head, "cpu1", True))
+    k.on_interrupt(0, "nmi", partial(_push_then_take, k.head, "nmi", False))
+    return k
+
+
+def _abba_task(first, second, trylock):
+    spin_lock(first)
+    if not trylock:
+        spin_lock(second)
+        spin_unlock(second)
+    elif spin_trylock(second):
+        spin_unlock(second)
+    spin_unlock(first)
+
+
+def abba(trylock=False):
+    k = Kernel(nr_cpus=2, detectors={"lockdep": "off"})
+    a, b = spinlock_t("A"), spinlock_t("B")
+    k.spawn(0, partial(_abba_task, a, b, trylock))
+    k.spawn(1, partial(_abba_task, b, a, trylock))
+    return k
+
+
+def results(k, r):
+    return (tuple(sorted(r.results.items())), tuple(getattr(k, "log", ())),
+            tuple(n.payload for n in k.head) if hasattr(k, "head") else ())
+
+
+# name: (builder, outcome, whether some steps commute)
+SCENARIOS = {
+    "private locks": (private_locks, results, True),
+    "shared inner lock": (shared_inner, results, True),
+    "llist with an NMI": (llist_with_nmi, results, False),  # every step touches the one head, or is an NMI
+    "abba with trylocks": (partial(abba, True), results, False),  # both CPUs' sections meet on A or B
+    "alloc+free, 2 CPUs": (partial(scenarios.alloc_free, nmis=0), scenarios.alloc_free_outcome, True),
+    "alloc+free, 2 CPUs, PREEMPT_RT": (partial(scenarios.alloc_free, nmis=0, preempt_rt=True),
+                                        scenarios.alloc_free_outcome, True),
+}
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_the_reduced_search_sees_the_same_outcomes(name):
+    build, outcome, commuting = SCENARIOS[name]
+    full = explore(build, preemption_bound=None, outcome=outcome, stop_on_failure=False)
+    reduced = explore(build, preemption_bound=None, outcome=outcome, stop_on_failure=False, reduce=True)
+    assert full.complete and reduced.complete and full.ok and reduced.ok
+    assert set(reduced.outcomes) == set(full.outcomes)
+    assert reduced.executions + reduced.pruned <= full.executions
+    if commuting:
+        assert reduced.executions + reduced.pruned < full.executions and reduced.skipped > 0
+
+
+def test_the_reduced_search_finds_the_same_deadlocks():
+    full = explore(abba, preemption_bound=None, stop_on_failure=False)
+    reduced = explore(abba, preemption_bound=None, stop_on_failure=False, reduce=True)
+    assert {f.title for f in reduced.failures} == {f.title for f in full.failures} != set()
+    assert reduced.executions <= full.executions
+
+
+def test_commuting_critical_sections_are_explored_in_one_order_only():
+    """The private sections of two CPUs commute, so only the orders of the unlocked steps (task
+    start, the step after the last unlock) are left; the shared lock keeps both of its orders."""
+    private = explore(private_locks, preemption_bound=None, reduce=True, outcome=results)
+    shared = explore(shared_inner, preemption_bound=None, reduce=True, outcome=results)
+    assert len(private.outcomes) == 2 and len(shared.outcomes) == 2  # log order: which CPU went first
+    assert private.executions + private.pruned < shared.executions + shared.pruned
+
+
+class Footprints(Strategy):
+    """Serial, recording the footprint of every option at every decision."""
+
+    def __init__(self):
+        self.seen = []
+
+    def choose(self, run, options):
+        self.seen.append({o: por.footprint(run, o) for o in options})
+        return 0
+
+
+def test_footprints_inside_a_lock_name_the_locks_and_everything_else_touches_everything():
+    k = Kernel(nr_cpus=2, detectors={"lockdep": "off"})
+    a, b = spinlock_t("A"), spinlock_t("B")
+
+    def cpu0():
+        spin_lock(a)
+        point("unannotated", a)
+        spin_unlock(a)
+
+    def cpu1():
+        spin_lock(b)
+        spin_unlock(b)
+
+    k.spawn(0, cpu0)
+    k.spawn(1, cpu1)
+    k.on_interrupt(1, "nmi", lambda: None)
+    strategy = Footprints()
+    k.run(strategy)
+    seen = [fp for options in strategy.seen for fp in options.items()]
+    assert ((RUN, 0), frozenset({"A"})) in seen  # spin_lock(A): the critical section
+    assert ((RUN, 1), frozenset({"B"})) in seen
+    assert all(fp is None for (kind, _), fp in seen if kind == IRQ)  # an interrupt touches everything
+    # the unannotated point inside A and the unlocks (after which the tasks run on unlocked) touch everything
+    assert sum(fp is None for (kind, _), fp in seen if kind == RUN) >= 3
+
+
+def test_independence_needs_two_cpus_and_disjoint_footprints():
+    a, b = frozenset({"A"}), frozenset({"B"})
+    assert por.independent((RUN, 0), a, (RUN, 1), b)
+    assert not por.independent((RUN, 0), a, (RUN, 1), a)
+    assert not por.independent((RUN, 0), a, (RUN, 0), b)
+    assert not por.independent((RUN, 0), None, (RUN, 1), b)
+
+
+def test_a_trylock_that_will_fail_outside_any_lock_touches_everything():
+    k = Kernel(nr_cpus=2, detectors={"lockdep": "off"})
+    lock = spinlock_t("L")
+    seen = []
+
+    class Record(Strategy):
+        def choose(self, run, options):
+            if run.cpus[1].stack[-1].announced is not None:
+                seen.append((lock.owner is not None, por.footprint(run, (RUN, 1))))
+            if lock.owner is not None and (RUN, 1) in options:
+                return options.index((RUN, 1))  # CPU1 gets to its trylock while CPU0 holds the lock
+            return 0
+
+    def holder():
+        spin_lock(lock)
+        point("inside", lock)
+        spin_unlock(lock)
+
+    k.spawn(0, holder)
+    k.spawn(1, lambda: spin_trylock(lock) and spin_unlock(lock))
+    k.run(Record())
+    assert (True, None) in seen  # held by CPU0: the trylock fails, CPU1 goes on unlocked
+
+
+def test_reduction_with_a_preemption_bound_is_refused():
+    with pytest.raises(InvalidArgumentError, match="preemption_bound=None"):
+        explore(private_locks, preemption_bound=2, reduce=True)

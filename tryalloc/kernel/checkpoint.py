@@ -1,0 +1,78 @@
+"""Saving a search's frontier to JSON, and resuming from it (as loom's checkpoint file does).
+
+The file holds the path the search was on (:meth:`~tryalloc.kernel.frontier.Tree.state`), the
+bounds it ran under, and what it had counted: executions, outcomes, and each failure's replay
+string.  Resuming reruns those replay strings to rebuild the reports, so the resumed result holds
+the same objects as an uninterrupted one would.  Outcomes must therefore be JSON values (numbers,
+strings, None, tuples and lists of them); a tuple comes back as a tuple.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import InvalidArgumentError, KernelReport, ReplayError
+from .sched import Replay
+
+FORMAT = "tryalloc-frontier/1"
+
+
+def rerun(build: Callable, replay_string: str, check: Callable | None) -> KernelReport:
+    """Rebuild the report of a failing execution by replaying it (then ``check``, whose report it
+    may have been)."""
+    kernel = build()
+    try:
+        res = kernel.run(Replay(replay_string))
+        if check is not None:
+            check(kernel, res)
+    except KernelReport as report:
+        if report.replay is None:
+            report.with_replay(kernel.last_replay)
+        return report
+    raise ReplayError(f"the failure {replay_string!r} no longer happens: the scenario changed since it was found")
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def save_frontier(path: str | os.PathLike, tree, result, bound: int | None, reduce: bool) -> None:
+    data = {"format": FORMAT, "preemption_bound": bound, "reduce": reduce, "tree": tree.state(),
+            "executions": result.executions, "pruned": result.pruned, "skipped": tree.skipped,
+            "seconds": result.seconds, "failures": [f.replay for f in result.failures],
+            "outcomes": [[k, n] for k, n in result.outcomes.items()]}
+    try:
+        text = json.dumps(data)
+    except TypeError as e:
+        raise InvalidArgumentError(f"cannot save the frontier to {os.fspath(path)!r}: outcomes must be JSON "
+                                   f"values (numbers, strings, None, tuples), {e}") from None
+    tmp = Path(f"{os.fspath(path)}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)  # a search killed while saving leaves the previous frontier intact
+
+
+def load_frontier(path: str | os.PathLike, build: Callable, check: Callable | None, tree, result) -> bool:
+    """Fill ``tree`` and ``result`` from ``path``; False if there is no such file yet."""
+    p = Path(path)
+    if not p.exists():
+        return False
+    try:
+        data = json.loads(p.read_text())
+        ok = data.get("format") == FORMAT
+    except (ValueError, AttributeError):
+        ok = False
+    if not ok:
+        raise InvalidArgumentError(f"{os.fspath(path)!r} is not a tryalloc frontier file ({FORMAT})")
+    if data["preemption_bound"] != tree.bound or data["reduce"] != tree.reduce:
+        raise InvalidArgumentError(
+            f"{os.fspath(path)!r} was saved by a search with preemption_bound={data['preemption_bound']}, "
+            f"reduce={data['reduce']}; this one has preemption_bound={tree.bound}, reduce={tree.reduce}")
+    tree.restore(data["tree"])
+    tree.skipped = data["skipped"]
+    result.executions, result.pruned, result.seconds = data["executions"], data["pruned"], data["seconds"]
+    for key, n in data["outcomes"]:
+        result.outcomes[_tuples(key)] += n
+    result.failures.extend(rerun(build, s, check) for s in data["failures"])
+    return True
