@@ -162,17 +162,6 @@ def test_compound_page_setup_and_teardown():
     check_invariants(k)
 
 
-def test_compound_freed_with_other_order_raises_R8_1():
-    """R8.1: under DEBUG_VM a compound page freed with a different order raises, and nothing changes."""
-    k = small()
-    p = k.call(A.alloc_pages, G.GFP_KERNEL | G.__GFP_COMP, 2)
-    before = snapshot(k)
-    with pytest.raises(BadPageError, match="compound_order"):
-        k.call(A.__free_pages, p, 1)
-    assert snapshot(k) == before and P.page_ref_count(p) == 1  # the stored order was not substituted
-    check_invariants(k)
-
-
 def test_non_compound_extra_reference_frees_only_the_tails():
     k = small()
 

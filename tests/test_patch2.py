@@ -7,7 +7,7 @@ import pytest
 from machines import small_machine
 
 from tryalloc import InvalidContextError, Scripted, When, explore
-from tryalloc.errors import BadPageError, DeadlockError
+from tryalloc.errors import BadPageError, DeadlockError, VMBugError
 from tryalloc.include import gfp as G
 from tryalloc.kernel.locking import raw_spin_lock_irqsave, raw_spin_unlock_irqrestore
 from tryalloc.mm import page as P
@@ -239,7 +239,7 @@ def test_bad_frees_are_refused_and_the_llist_never_holds_a_page_twice():
             k.call(A.free_pages_nolock, page, order)
         assert (deferred(k), bytes(pfn_states(k)), dict(k.vm_events)) == before
     live = k.call(A.alloc_pages, G.GFP_KERNEL | G.__GFP_COMP, 1)
-    with pytest.raises(BadPageError, match="order"):  # DEBUG_VM's compound-order check
+    with pytest.raises(VMBugError, match="order"):  # DEBUG_VM's compound-order check
         k.call(A.free_pages_nolock, live, 2)
     assert deferred(k) == before[0] and P.PageHead(live) and P.page_ref_count(live) == 1
     check_invariants(k)

@@ -55,7 +55,13 @@ class Config:
     spin_polarity
         ``"fixed"`` (the default): ``gfpflags_allow_spinning()`` is true when the mask has a reclaim
         bit, as its comment and every caller intend.  ``"as_posted"``: the inverted test of v6..v9
-        (spec 0.5), which f90b474a3574 corrected before 6.15; it applies at levels 1..6 only.
+        (spec 0.5), which f90b474a3574 corrected before 6.15; it applies at levels 1..6 only (at
+        6.15 the same inverted test is the mutant ``as-posted-polarity`` of :mod:`tryalloc.series.mutants`).
+    mutant_racy_free_pages_head
+        A mutant for the search to find (off by default): ``___free_pages`` reads ``PageHead`` after
+        dropping its reference instead of before, as the kernel did until "mm: page_alloc: fix page
+        corruption caused by racy check in __free_pages" (Feb 2023; Fixes: e320d3012d25).  To be folded
+        into the series' mutant registry (``tryalloc.series.mutants``) when that lands.
     """
 
     nr_cpus: int = 2
@@ -72,6 +78,7 @@ class Config:
     debug_vm: bool = True
     debug_objects: bool = False
     spin_polarity: str = "fixed"
+    mutant_racy_free_pages_head: bool = False
 
     def __post_init__(self):
         if isinstance(self.nr_cpus, bool) or not isinstance(self.nr_cpus, int) or self.nr_cpus < 1:
@@ -91,7 +98,8 @@ class Config:
         if self.pages_per_node % (1 << self.pageblock_order):
             raise ConfigError(f"pages_per_node={self.pages_per_node} is not a multiple of a pageblock "
                               f"({1 << self.pageblock_order} pages)")
-        for name in ("preempt_rt", "smp", "thp", "memcg", "page_owner", "debug_vm", "debug_objects"):
+        for name in ("preempt_rt", "smp", "thp", "memcg", "page_owner", "debug_vm", "debug_objects",
+                     "mutant_racy_free_pages_head"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.spin_polarity not in SPIN_POLARITIES:

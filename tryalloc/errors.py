@@ -111,6 +111,14 @@ class BadPageError(KernelReport):
     title = "BUG: Bad page state"
 
 
+class VMBugError(KernelReport):
+    """A failed ``VM_BUG_ON_PAGE`` of a ``CONFIG_DEBUG_VM`` kernel: the page is dumped and ``BUG()`` stops
+    the kernel (not a "Bad page state", which reports and goes on).  Raised before the model changes
+    anything; a kernel without DEBUG_VM has no such check and goes on with the damage."""
+
+    title = "kernel BUG at mm/page_alloc.c"
+
+
 class MemcgAccountingError(KernelReport):
     """memcg's books do not balance: a page counter would go negative, a charge was returned twice
     or never, an objcg reference was dropped once too often.  Raised before the counters change."""

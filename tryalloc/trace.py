@@ -6,11 +6,12 @@ the allocator holds at that moment.  That is the whole problem the series solves
 ``mm_page_alloc_zone_locked`` runs under ``zone->lock`` and must not allocate with a spinning lock.
 
 ``register_trace(kernel, name, probe)`` attaches ``probe(**fields)`` to the tracepoint ``name`` of one
-machine (the kernel's ``register_trace_<name>``); ``trace_<name>(**fields)`` fires it: it logs the
-event ``trace:<name>`` with the page's ``pfn`` and, where the tracepoint has them, its orders and
-migratetypes (:class:`~tryalloc.kernel.events.Fields`, printed ``pfn=0x40 order=0 migratetype=1``;
-``page=NULL`` for a failed allocation), and calls every probe in registration order.  The probes' fields
-mirror the ``TP_PROTO`` arguments: ``mm_page_alloc(page, order, gfp_flags, migratetype)``,
+machine (the kernel's ``register_trace_<name>``); ``trace_<name>(field=value, ...)`` fires it
+(when a probe or the event log listens): it logs the event ``trace:<name>`` with the page's ``pfn``
+and, where the tracepoint has them, its orders and migratetypes
+(:class:`~tryalloc.kernel.events.Fields`, printed ``pfn=0x40 order=0 migratetype=1``; ``page=NULL``
+for a failed allocation), and calls every probe in registration order.  The probes' fields mirror
+the ``TP_PROTO`` arguments: ``mm_page_alloc(page, order, gfp_flags, migratetype)``,
 ``mm_page_free(page, order)``, ``mm_page_alloc_zone_locked(page, order, migratetype, percpu_refill)``,
 ``mm_page_pcpu_drain(page, order, migratetype)``, ``mm_page_alloc_extfrag(page, alloc_order, fallback_order,
 alloc_migratetype, fallback_migratetype)``.  ``mm_page_alloc_zone_locked`` fires where
@@ -69,8 +70,7 @@ _LOGGED = ("order", "alloc_order", "fallback_order", "migratetype", "alloc_migra
 declare_ops(*_EVENT.values())
 
 
-def _fire(name: str, fields: dict) -> None:
-    run = running()
+def _fire(run, name: str, fields: dict) -> None:
     if run.trace:  # the fields are worth building only for a log
         page = fields["page"]
         logged = (("pfn", page.pfn if page is not None else None),)
@@ -82,22 +82,39 @@ def _fire(name: str, fields: dict) -> None:
             probe(**fields)
 
 
-def trace_mm_page_free(**fields) -> None:
-    _fire("mm_page_free", fields)
+# Each tracepoint tests, as the kernel's static key does, whether anyone listens (a probe, or the
+# event log) before its fields are gathered: with neither, a tracepoint costs one call.
+def trace_mm_page_free(*, page, order) -> None:
+    run = running()
+    if run.trace or run.kernel.tracepoints["mm_page_free"]:
+        _fire(run, "mm_page_free", {"page": page, "order": order})
 
 
-def trace_mm_page_alloc(**fields) -> None:
-    _fire("mm_page_alloc", fields)
+def trace_mm_page_alloc(*, page, order, gfp_flags, migratetype) -> None:
+    run = running()
+    if run.trace or run.kernel.tracepoints["mm_page_alloc"]:
+        _fire(run, "mm_page_alloc", {"page": page, "order": order, "gfp_flags": gfp_flags,
+                                     "migratetype": migratetype})
 
 
-def trace_mm_page_alloc_zone_locked(**fields) -> None:
-    _fire("mm_page_alloc_zone_locked", fields)
+def trace_mm_page_alloc_zone_locked(*, page, order, migratetype, percpu_refill) -> None:
+    run = running()
+    if run.trace or run.kernel.tracepoints["mm_page_alloc_zone_locked"]:
+        _fire(run, "mm_page_alloc_zone_locked", {"page": page, "order": order, "migratetype": migratetype,
+                                                 "percpu_refill": percpu_refill})
 
 
-def trace_mm_page_pcpu_drain(**fields) -> None:
-    _fire("mm_page_pcpu_drain", fields)
+def trace_mm_page_pcpu_drain(*, page, order, migratetype) -> None:
+    run = running()
+    if run.trace or run.kernel.tracepoints["mm_page_pcpu_drain"]:
+        _fire(run, "mm_page_pcpu_drain", {"page": page, "order": order, "migratetype": migratetype})
 
 
-
-def trace_mm_page_alloc_extfrag(**fields) -> None:
-    _fire("mm_page_alloc_extfrag", fields)
+def trace_mm_page_alloc_extfrag(*, page, alloc_order, fallback_order, alloc_migratetype,
+                                fallback_migratetype) -> None:
+    run = running()
+    if run.trace or run.kernel.tracepoints["mm_page_alloc_extfrag"]:
+        _fire(run, "mm_page_alloc_extfrag", {"page": page, "alloc_order": alloc_order,
+                                             "fallback_order": fallback_order,
+                                             "alloc_migratetype": alloc_migratetype,
+                                             "fallback_migratetype": fallback_migratetype})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ..errors import InvalidArgumentError
 from ..mm.mmzone import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
+from ..series.mutants import mutant
 
 __GFP_DMA = 0x01
 __GFP_HIGHMEM = 0x02
@@ -109,6 +110,10 @@ def gfpflags_allow_spinning(gfp: int) -> bool:
     #~ from ..kernel.sched import running  # the configured polarity lives on the running machine
     #~ if running().kernel.config.spin_polarity == "as_posted":
     #~     return not allowed  # v6..v9 as posted; fixed by f90b474a3574 (spec 9.5)
+    # @end
+    # @since 6.15
+    if mutant("as-posted-polarity"):  # the inverted test f90b474a3574 fixed, back (series.mutants)
+        return not allowed
     # @end
     return allowed
 # @end

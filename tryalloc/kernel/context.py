@@ -14,6 +14,8 @@ The predicates (``in_nmi``, ``in_hardirq``, ``in_task`` ...) read the *running* 
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from ..errors import ContextError
 
 PREEMPT_OFFSET = 1 << 0
@@ -80,6 +82,18 @@ class Context:
         return f"<{self.name}>"
 
 
+class IrqFlags(NamedTuple):
+    """The saved interrupt state that ``*_irqsave`` returns and ``*_irqrestore`` takes back.
+
+    ``cpu`` records where it was saved: restoring it on another CPU is a usage error.  (A named tuple:
+    every irqsave makes one, and a frozen dataclass costs several times more to build.)  A saved
+    state is a value, so each CPU builds its two once (``CPU.saved_flags``) and hands them out.
+    """
+
+    cpu: int
+    disabled: bool
+
+
 class CPU:
     """One simulated CPU: an id, its node, its task and its stack of contexts."""
 
@@ -90,6 +104,7 @@ class CPU:
         self.stack: list[Context] = [Context(TASK, self, 0)]
         self.preempt_count = 0
         self.irqs_disabled = False
+        self.saved_flags = (IrqFlags(cpu_id, False), IrqFlags(cpu_id, True))  # by irqs_disabled
         self.migrate_disabled = 0
         self.path_str = TASK  # path(), kept current for the event log's sake
 

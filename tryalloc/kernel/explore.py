@@ -12,6 +12,15 @@ CHESS's): every execution builds the scenario anew and replays a prefix of choic
 
 A detector's report ends an execution; the search records it (with its replay string) and, unless
 told to go on, stops.  ``check(kernel, result)`` runs after every completed execution (invariants).
+
+**Boot once.**  Called as ``explore(setup, boot=Config(...))`` (or ``boot=dict(nr_cpus=2, ...)``, the
+:class:`~tryalloc.kernel.machine.Kernel` options), the search boots that machine once, snapshots it
+(:mod:`tryalloc.kernel.snapshot`) and, before each execution, restores the booted state and calls
+``setup(kernel)`` on it to spawn the tasks and declare the interrupts; ``restore=False`` boots a fresh
+machine for each execution instead (the same executions, only slower).  Without ``boot`` the first
+argument is a builder as before, called for every execution: a builder may do anything before it
+spawns (boot two machines, keep references across calls), so only the caller can say that its
+scenario starts from a plainly booted machine.
 """
 from __future__ import annotations
 
@@ -23,11 +32,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import Config
 from ..errors import InvalidArgumentError, KernelReport, ReplayError
 from .checkpoint import load_frontier, save_frontier
 from .frontier import SleepBlocked, Tree
+from .machine import Kernel
 from .progress import Progress
 from .sched import Random, Replay, RunResult, Strategy, decode
+from .snapshot import restore as restore_state
+from .snapshot import snapshot
 
 
 @dataclass
@@ -76,6 +89,31 @@ class ExploreResult:
             raise self.failures[0]
 
 
+def _machine(build: Callable, boot: Config | dict | None, restore: bool) -> Callable[[], Kernel]:
+    """What each execution calls for its machine: ``build()``, or with ``boot``, the booted machine
+    (restored, or booted anew) after ``build(kernel)`` set the scenario up on it."""
+    if boot is None:
+        return build
+
+    def boot_kernel() -> Kernel:
+        return Kernel(boot) if isinstance(boot, Config) else Kernel(**boot)
+
+    if not restore:
+        def fresh() -> Kernel:
+            kernel = boot_kernel()
+            build(kernel)
+            return kernel
+        return fresh
+    kernel = boot_kernel()
+    booted = snapshot(kernel)
+
+    def restored() -> Kernel:
+        restore_state(kernel, booted)
+        build(kernel)
+        return kernel
+    return restored
+
+
 def _execute(build: Callable, strategy: Strategy, check, outcome, result: ExploreResult) -> None:
     kernel = build()
     try:
@@ -98,8 +136,9 @@ def explore(build: Callable, *, preemption_bound: int | None = 2, max_executions
             stop_on_failure: bool = True, check: Callable | None = None,
             outcome: Callable | None = None, reduce: bool = False, progress: bool = False,
             frontier: str | os.PathLike | None = None, executor=None, workers: int | None = None,
-            split_depth: int = 6) -> ExploreResult:
-    """Run every schedule of ``build()`` within the bounds; see the module docstring.
+            split_depth: int = 6, boot: Config | dict | None = None, restore: bool = True) -> ExploreResult:
+    """Run every schedule of ``build()`` (with ``boot``: of ``build(kernel)``) within the bounds; see the
+    module docstring.
 
     ``reduce=True`` skips schedules that only reorder commuting steps (sleep sets,
     :mod:`tryalloc.kernel.por`): the same outcomes from fewer executions.  It needs
@@ -110,7 +149,9 @@ def explore(build: Callable, *, preemption_bound: int | None = 2, max_executions
     ``executor`` (a process pool, a ``dask.distributed.Client``) or ``workers=N`` (a local process
     pool) splits the tree at ``split_depth`` choices and explores the subtrees in parallel
     (:mod:`tryalloc.kernel.parallel`); ``build``, ``check`` and ``outcome`` must then be picklable.
-    The result's :attr:`~ExploreResult.shortest` is the failure with the fewest choices.
+    The result's :attr:`~ExploreResult.shortest` is the failure with the fewest choices.  ``boot`` (a
+    :class:`~tryalloc.config.Config` or its keywords) boots the machine once and restores it before each
+    execution (``restore=False``: boots it anew each time); a serial search only.
     """
     if reduce and preemption_bound is not None:
         raise InvalidArgumentError(
@@ -118,6 +159,9 @@ def explore(build: Callable, *, preemption_bound: int | None = 2, max_executions
             f"explored, but that one may need more preemptions than the bound ({preemption_bound}) allows, so "
             f"a bounded search would lose schedules (Coons et al., Bounded Partial-Order Reduction, OOPSLA 2013)")
     if executor is not None or workers is not None:
+        if boot is not None:
+            raise InvalidArgumentError("boot= restores one machine in this process: run a parallel search with a "
+                                       "picklable build() that boots its own")
         if frontier is not None:
             raise InvalidArgumentError("a parallel search cannot save a frontier; run it serially")
         from .parallel import explore_parallel
@@ -125,6 +169,7 @@ def explore(build: Callable, *, preemption_bound: int | None = 2, max_executions
                                 preemption_bound=preemption_bound, max_executions=max_executions,
                                 stop_on_failure=stop_on_failure, check=check, outcome=outcome,
                                 reduce=reduce, progress=progress)
+    build = _machine(build, boot, restore)
     tree = Tree(preemption_bound, reduce)
     result = ExploreResult()
     saved = load_frontier(frontier, build, check, tree, result) if frontier is not None else None
@@ -169,8 +214,11 @@ def search_tree(build, tree: Tree, prefix, result: ExploreResult, max_executions
 
 
 def random_search(build: Callable, *, seed: int = 0, executions: int = 1000, stop_on_failure: bool = True,
-                  check: Callable | None = None, outcome: Callable | None = None) -> ExploreResult:
-    """Run ``executions`` schedules drawn from ``random.Random(seed)``; each is replayable."""
+                  check: Callable | None = None, outcome: Callable | None = None,
+                  boot: Config | dict | None = None, restore: bool = True) -> ExploreResult:
+    """Run ``executions`` schedules drawn from ``random.Random(seed)``; each is replayable.  ``boot``
+    and ``restore`` as for :func:`explore`."""
+    build = _machine(build, boot, restore)
     result = ExploreResult()
     start = time.perf_counter()
     seeds = random.Random(seed)
@@ -183,11 +231,12 @@ def random_search(build: Callable, *, seed: int = 0, executions: int = 1000, sto
     return result
 
 
-def replay(build: Callable, replay_string: str) -> RunResult:
-    """Rerun the schedule ``replay_string`` on a fresh ``build()``; it reproduces the original run
-    event for event (and raises the same report, if it raised one)."""
+def replay(build: Callable, replay_string: str, *, boot: Config | dict | None = None) -> RunResult:
+    """Rerun the schedule ``replay_string`` on a fresh ``build()`` (with ``boot``: ``build(kernel)`` on
+    a freshly booted machine); it reproduces the original run event for event (and raises the same
+    report, if it raised one)."""
     fingerprint, _ = decode(replay_string)
-    kernel = build()
+    kernel = _machine(build, boot, restore=False)()
     shape = (len(kernel.cpus), len(kernel._sources))
     if shape != fingerprint:
         raise ReplayError(f"replay {replay_string!r} was recorded on {fingerprint[0]} CPUs with "

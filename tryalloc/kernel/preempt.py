@@ -6,10 +6,16 @@ Each reads or changes the state of the CPU running the caller.  ``local_irq_save
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from ..errors import ContextError, InvalidContextError
-from .context import HARDIRQ_MASK, NMI_MASK, PREEMPT_MASK, SOFTIRQ_DISABLE_OFFSET, SOFTIRQ_MASK, SOFTIRQ_OFFSET
+from .context import (
+    HARDIRQ_MASK,
+    NMI_MASK,
+    PREEMPT_MASK,
+    SOFTIRQ_DISABLE_OFFSET,
+    SOFTIRQ_MASK,
+    SOFTIRQ_OFFSET,
+    IrqFlags,
+)
 from .report import compose
 from .sched import running, this_cpu
 
@@ -85,20 +91,9 @@ def local_bh_enable() -> None:
     cpu.preempt_count -= SOFTIRQ_DISABLE_OFFSET
 
 
-class IrqFlags(NamedTuple):
-    """The saved interrupt state that ``*_irqsave`` returns and ``*_irqrestore`` takes back.
-
-    ``cpu`` records where it was saved: restoring it on another CPU is a usage error.  (A named tuple:
-    every irqsave makes one, and a frozen dataclass costs several times more to build.)
-    """
-
-    cpu: int
-    disabled: bool
-
-
 def local_irq_save() -> IrqFlags:
     cpu = this_cpu()
-    flags = IrqFlags(cpu.id, cpu.irqs_disabled)
+    flags = cpu.saved_flags[cpu.irqs_disabled]
     cpu.irqs_disabled = True
     return flags
 

@@ -57,21 +57,28 @@ def _worker(body, msg):
 
 
 # --- what model code calls -------------------------------------------------------------------
+_OUTSIDE = "model code runs only inside Kernel.run() or Kernel.call()"
+
+
 def running() -> Run:
     """The run in progress; model code may only execute inside one."""
     if _run is None:
-        raise ContextError("model code runs only inside Kernel.run() or Kernel.call()")
+        raise ContextError(_OUTSIDE)
     return _run
 
 
 def this_cpu() -> CPU:
-    """The CPU executing the caller (``smp_processor_id()`` is ``this_cpu().id``)."""
-    return running().cpu
+    """The CPU executing the caller (``smp_processor_id()`` is ``this_cpu().id``).  It reads the run
+    itself rather than calling :func:`running`: it is the model's most frequent lookup."""
+    run = _run
+    if run is None:
+        raise ContextError(_OUTSIDE)
+    return run.cpu
 
 
 def current_context() -> Context:
     """The innermost context of the running CPU."""
-    return running().cpu.stack[-1]
+    return this_cpu().stack[-1]
 
 
 def point(op: str, obj: object = None, touches: tuple | None = None) -> None:
@@ -83,7 +90,7 @@ def point(op: str, obj: object = None, touches: tuple | None = None) -> None:
     :mod:`tryalloc.kernel.por`; ``None`` (the default) means "anything", which is always sound."""
     run = _run
     if run is None:
-        raise ContextError("model code runs only inside Kernel.run() or Kernel.call()")
+        raise ContextError(_OUTSIDE)
     run.cpu.stack[-1].announced = touches
     run.announce(op, obj)
     run.schedule()

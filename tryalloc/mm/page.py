@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from array import array
 
-from ..errors import BadPageError, ContextError, InvalidArgumentError
+from ..errors import BadPageError, ContextError, InvalidArgumentError, VMBugError
 from ..kernel.machine import initcall
 from ..kernel.sched import running
 from ..lib.llist import llist_node
@@ -202,10 +202,7 @@ def page_zone(page: Page):
 
 
 # --- flags ------------------------------------------------------------------------------------
-def _test(page: Page, bit: int) -> bool:
-    return bool(page.mem_map.flags[page.pfn] >> bit & 1)
-
-
+# The tests read the flag word themselves (one call, not two: the free path asks several per page).
 def _set(page: Page, bit: int) -> None:
     page.mem_map.flags[page.pfn] |= 1 << bit
 
@@ -216,7 +213,7 @@ def _clear(page: Page, bit: int) -> None:
 
 def PageBuddy(page: Page) -> bool:
     """Is the page the first of a free block in the buddy allocator?"""
-    return _test(page, PG_buddy)
+    return bool(page.mem_map.flags[page.pfn] >> PG_buddy & 1)
 
 
 def __SetPageBuddy(page: Page) -> None:
@@ -228,7 +225,7 @@ def __ClearPageBuddy(page: Page) -> None:
 
 
 def PageHead(page: Page) -> bool:
-    return _test(page, PG_head)
+    return bool(page.mem_map.flags[page.pfn] >> PG_head & 1)
 
 
 def PageTail(page: Page) -> bool:
@@ -240,7 +237,7 @@ def PageCompound(page: Page) -> bool:
 
 
 def PageReserved(page: Page) -> bool:
-    return _test(page, PG_reserved)
+    return bool(page.mem_map.flags[page.pfn] >> PG_reserved & 1)
 
 
 def compound_head(page: Page) -> Page:
@@ -351,6 +348,12 @@ def dump_page(page: Page, reason: str) -> str:
     lines.append(f"flags: {format_page_flags(mm.flags[pfn])}")
     lines.append(f"page dumped because: {reason}")
     return "\n".join(lines)
+
+
+def vm_bug_on_page(page: Page, condition: str) -> VMBugError:
+    """The report of a failed ``VM_BUG_ON_PAGE(condition, page)``: ``dump_page`` naming the condition, then
+    ``BUG()``; the caller raises it before changing anything."""
+    return VMBugError(dump_page(page, f"VM_BUG_ON_PAGE({condition})"))
 
 
 def bad_page(page: Page, reason: str) -> BadPageError:

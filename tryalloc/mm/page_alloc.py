@@ -71,9 +71,10 @@ from ..kernel.preempt import (
     preempt_disable,
     preempt_enable,
 )
-from ..kernel.sched import declare_ops, event, running
+from ..kernel.sched import declare_ops, event, point, running
 from ..lib.debugobjects import debug_check_no_obj_freed
 from ..lib.llist import llist_add, llist_del_all, llist_empty, llist_for_each
+from ..series.mutants import mutant
 from ..trace import (
     trace_mm_page_alloc,
     trace_mm_page_alloc_extfrag,
@@ -120,9 +121,11 @@ from .page import (
     put_page_testzero,
     set_page_private,
     set_page_refcounted,
+    vm_bug_on_page,
 )
 
 declare_ops("watermark-refused", "fail_page_alloc", "warn_alloc", "wakeup_kswapd", "direct_reclaim")
+declare_ops("put_page_testzero", "PageHead")
 declare_ops("deferred-free")  # @since 2
 
 # free-page-internal flags
@@ -415,7 +418,7 @@ def rmqueue_bulk(z: zone, order: int, count: int, lst, migratetype: int, alloc_f
         if flags is None:
             return 0
     else:
-        flags = spin_lock_irqsave(z.lock)
+        flags = (mutant("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
     # @end
     i = 0
     while i < count:
@@ -454,7 +457,7 @@ def rmqueue_buddy(preferred_zone: zone, z: zone, order: int, alloc_flags: int, m
         if flags is None:
             return None
     else:
-        flags = spin_lock_irqsave(z.lock)
+        flags = (mutant("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
     # @end
     page = None
     if alloc_flags & ALLOC_HIGHATOMIC:
@@ -785,7 +788,7 @@ def zone_watermark_ok(z: zone, order: int, mark: int, alloc_flags: int) -> bool:
     return __zone_watermark_ok(z, order, mark, alloc_flags, z.vm_stat[NR_FREE_PAGES])
 
 
-@dataclass
+@dataclass(slots=True)
 class alloc_context:
     """``struct alloc_context``: the zonelist to walk, the nodemask, the migratetype wanted."""
 
@@ -1043,7 +1046,7 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
     # no slow path: it would reclaim, compact, wake kswapd, OOM, warn ... all of which take locks
     page = get_page_from_freelist(gfp, order, alloc_flags, ac)
     # @since 6.15
-    if page is not None:
+    if page is not None and not mutant("missing-refcount"):
         set_page_refcounted(page)  # 2985dae1e521 (S9.6.1): the page came out frozen
     # @end
     # @since 5
@@ -1059,7 +1062,8 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
 
 
 def numa_node_id() -> int:
-    return cpu_to_node(running().kernel, running().cpu.id)
+    run = running()
+    return cpu_to_node(run.kernel, run.cpu.id)
 
 
 def alloc_pages_node(nid: int, gfp: int, order: int) -> Page | None:
@@ -1081,23 +1085,24 @@ def _check_free(page: Page, order: int, extra_ref: int = 0) -> None:
 
     ``extra_ref`` is the reference the caller is about to drop (``__free_pages`` checks before its
     ``put_page_testzero`` so a rejected free leaves the page untouched; the kernel checks after).
+    ``order`` was validated by the entry point (:func:`___free_pages`, :func:`__free_unref_page`).
     """
     cfg = running().kernel.config
-    check_order(order)
     if not isinstance(page, Page):
         raise InvalidArgumentError(f"expected a Page, got {page!r}")
     if PageBuddy(page):
         raise bad_page(page, "page is already free in the buddy allocator (double free)")
     if PageTail(page):
         raise bad_page(page, "freeing a tail page of a compound page")
-    if page_ref_count(page) != extra_ref:
-        raise bad_page(page, "nonzero _refcount" if page_ref_count(page) > extra_ref else
+    refs = page_ref_count(page)
+    if refs != extra_ref:
+        raise bad_page(page, "nonzero _refcount" if refs > extra_ref else
                        "refcount underflow: freeing a page nobody holds (never allocated, or freed already)")
     if page.pfn + (1 << order) > page.mem_map.nr_pages or page.pfn & ((1 << order) - 1):
         raise bad_page(page, f"pfn is not the start of an order-{order} block")
     if PageHead(page) and compound_order(page) != order and cfg.debug_vm:
-        raise bad_page(page, f"VM_BUG_ON_PAGE(compound && compound_order(page) != order): compound page of "
-                             f"order {compound_order(page)} freed with order {order}")
+        raise vm_bug_on_page(page, f"compound && compound_order(page) != order: compound page of order "
+                                   f"{compound_order(page)} freed with order {order}")
     if cfg.debug_vm and order:
         mm, head = page.mem_map, page.pfn
         for pfn in range(head + 1, head + (1 << order)):
@@ -1216,7 +1221,7 @@ def free_one_page(z: zone, page: Page, pfn: int, order: int, fpi_flags: int) -> 
             add_page_to_zone_llist(z, page, order)
             return
     else:
-        flags = spin_lock_irqsave(z.lock)
+        flags = (mutant("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
     # @end
     # @since 2
     if not llist_empty(z.trylock_free_pages) and not fpi_flags & FPI_TRYLOCK:
@@ -1291,19 +1296,34 @@ def ___free_pages(page: Page, order: int, fpi_flags: int) -> None:  # @since 2
     check_order(order)
     head = PageHead(page)
     # validate everything this call would free before dropping the reference (see _check_free)
-    if page_ref_count(page) <= 1:
+    shared = page_ref_count(page) > 1
+    if not shared:
         _check_free(page, order, extra_ref=1)
     elif not head:
         for o in range(order):
             _check_free(page + (1 << o), o)
+    if shared:  # another CPU may drop the last reference around ours: the race is a scheduling point
+        point("put_page_testzero", page)
     if put_page_testzero(page):
         #~ free_unref_page(page, order)  # @until 2
         __free_unref_page(page, order, fpi_flags)  # @since 2
-    elif not head:
+    elif not _head_after_put(page, head):
         while order > 0:
             order -= 1
             #~ free_unref_page(page + (1 << order), order)  # @until 2
             __free_unref_page(page + (1 << order), order, fpi_flags)  # @since 2
+
+
+def _head_after_put(page: Page, head_before_put: bool) -> bool:
+    """Was the page a compound head?  The kernel decides on ``PageHead`` as read *before* its
+    ``put_page_testzero``: once its reference is gone the holder of the last one may free the compound
+    page, which then reads as no head, and the tails would be freed a second time ("mm: page_alloc: fix
+    page corruption caused by racy check in __free_pages", Feb 2023, Fixes: e320d3012d25).  The mutant
+    ``Config.mutant_racy_free_pages_head`` reads it again here, a racy read: a scheduling point."""
+    if not running().kernel.config.mutant_racy_free_pages_head:
+        return head_before_put
+    point("PageHead", page)
+    return PageHead(page)
 
 
 # @since 2

@@ -141,7 +141,7 @@ def local_lock_irqsave(lock: local_lock_t) -> IrqFlags:
     run = running()
     if run.kernel.config.preempt_rt:
         cpu = run.cpu
-        flags = IrqFlags(cpu.id, cpu.irqs_disabled)
+        flags = cpu.saved_flags[cpu.irqs_disabled]
         cpu.migrate_disabled += 1
         _enter(lock, "local_lock_irqsave")
         return flags
@@ -171,7 +171,7 @@ def local_trylock_irqsave(lock: local_trylock_t) -> IrqFlags | None:
             cpu.migrate_disabled -= 1
             return None
         lock._holder[cpu.id] = cpu.stack[-1]
-        return IrqFlags(cpu.id, False)
+        return cpu.saved_flags[False]
     if not isinstance(lock, local_trylock_t):  # _Generic picks no branch for a local_lock_t in C
         raise LockUsageError(f"local_trylock_irqsave({getattr(lock, 'name', lock)!r}): not a local_trylock_t. "
                              "In C this does not compile: a plain local_lock_t has no active flag to test, "

@@ -37,6 +37,9 @@ class Lockdep:
         self.kernel = kernel
         self.usage: dict[str, dict[str, str]] = {}  # class -> mark -> where it was first seen
         self.deps: dict[str, dict[str, str]] = {}  # class -> class taken after it -> where
+        #: (class, kind, trylock, irqs off, softirqs off) whose marks are all in ``usage`` already:
+        #: such an acquisition has nothing to mark, so the mark loop is skipped (most of them, in a run).
+        self.recorded: set[tuple] = set()
 
     # -- hooks called by the lock implementations --------------------------------------------
     def acquire(self, lock, ctx, *, trylock: bool) -> None:
@@ -51,17 +54,21 @@ class Lockdep:
                     if held.cls == cls:
                         self._report_recursive(lock, ctx, other, held)
                         return
-        marks = self.usage.get(cls)
-        if marks is None:
-            marks = self.usage[cls] = {}
-        for mark in self._marks(ctx, trylock):
-            if mark in marks:
-                continue
-            marks[mark] = self._where(ctx)
-            bad = _CONFLICT.get(mark)
-            if bad in marks:
-                self._report_usage(lock, ctx, mark, bad, marks[bad])
-                return
+        cpu = ctx.cpu
+        seen = (cls, ctx.kind, trylock, cpu.irqs_disabled, bool(cpu.preempt_count & SOFTIRQ_MASK))
+        if seen not in self.recorded:
+            marks = self.usage.get(cls)
+            if marks is None:
+                marks = self.usage[cls] = {}
+            for mark in self._marks(ctx, trylock):
+                if mark in marks:
+                    continue
+                marks[mark] = self._where(ctx)
+                bad = _CONFLICT.get(mark)
+                if bad in marks:
+                    self._report_usage(lock, ctx, mark, bad, marks[bad])
+                    return
+            self.recorded.add(seen)
         if not trylock and ctx.held:
             where = self._where(ctx)
             for held in ctx.held:

@@ -12,7 +12,7 @@
 Every acquire, try and release first announces itself to the scheduler (``point``), then acts.
 A context that spins on a lock held lower on its own CPU's stack can never get it: that is reported
 at once as a :class:`~tryalloc.errors.DeadlockError`.  The ``_irqsave`` forms return the saved
-:class:`~tryalloc.kernel.preempt.IrqFlags`; ``spin_trylock_irqsave`` returns them on success and
+:class:`~tryalloc.kernel.context.IrqFlags`; ``spin_trylock_irqsave`` returns them on success and
 ``None`` on failure (C returns a bool and writes ``flags`` through a macro argument).
 """
 from __future__ import annotations
@@ -231,7 +231,7 @@ def spin_unlock(lock: spinlock_t) -> None:
 def _keep_irqs() -> IrqFlags:
     # PREEMPT_RT: spin_lock_irqsave() on a sleeping lock leaves interrupts as they are
     cpu = running().cpu
-    return IrqFlags(cpu.id, cpu.irqs_disabled)
+    return cpu.saved_flags[cpu.irqs_disabled]
 
 
 def spin_lock_irqsave(lock: spinlock_t) -> IrqFlags:

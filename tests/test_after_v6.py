@@ -1,0 +1,117 @@
+"""After v6: the fixes of 6.15 and of later kernels (spec section 9), each checked as its rule states it.
+
+A rule that holds only after the last modelled level (6.16, 6.18, 2026) marks a test that fails at every
+level: level 6.15 carries the bug, as 6.15 was released.  The strict xfail of ``conftest`` turns a pass
+there into a failure, and ``tests/test_mutants.py`` checks that these tests do fail at 6.15.
+"""
+import pytest
+from machines import small_machine
+
+from tryalloc.include import gfp as G
+from tryalloc.mm import page as P
+from tryalloc.mm import page_alloc as A
+from tryalloc.mm.debug import check_invariants
+
+ZONE_LOCK_OPS = {"spin_lock_irqsave", "spin_trylock_irqsave"}
+
+
+def zone_lock_ops(k):
+    """The zone->lock acquisitions of the last call (each ``Kernel.call`` starts a fresh log)."""
+    return [e[3] for e in k.events if e[4] == "zone->lock" and e[3] in ZONE_LOCK_OPS]
+
+
+@pytest.mark.rule("S9.6.1")
+def test_try_alloc_pages_sets_the_refcount_of_the_frozen_page(monkeypatch):
+    """S9.6.1: get_page_from_freelist hands out a frozen page (refcount 0, efabfe1420f5) and
+    try_alloc_pages gives it its one reference, which free_pages_nolock then drops."""
+    k = small_machine()
+    handed = []
+    real = A.get_page_from_freelist
+
+    def spy(*args):
+        page = real(*args)
+        handed.append(P.page_ref_count(page))
+        return page
+
+    monkeypatch.setattr(A, "get_page_from_freelist", spy)
+    page = k.call(A.try_alloc_pages, 0, 1)
+    assert handed == [0] and P.page_ref_count(page) == 1
+    k.call(A.free_pages_nolock, page, 1)
+    assert P.page_ref_count(page) == 0
+    check_invariants(k)
+
+
+@pytest.mark.rule("S9.7.1")
+def test_6_15_ordinary_frees_lock_zone_lock_directly():
+    """S9.7.1 on the free side: free_one_page takes zone->lock at once for an ordinary free (an order the
+    pcp does not cache) and only tries it for free_pages_nolock."""
+    k = small_machine()
+    big, other = k.call(A.alloc_pages, G.GFP_KERNEL, 4), k.call(A.alloc_pages, G.GFP_KERNEL, 4)
+    k.call(A.__free_pages, big, 4)
+    assert zone_lock_ops(k) == ["spin_lock_irqsave"]
+    k.call(A.free_pages_nolock, other, 4)
+    assert zone_lock_ops(k) == ["spin_trylock_irqsave"]
+    check_invariants(k)
+
+
+@pytest.mark.rule("S9.8.1")
+def test_unaccepted_memory_elsewhere_does_not_fail_a_nolock_allocation():
+    """S9.8.1: with memory still waiting to be accepted, a nolock allocation is served from memory
+    accepted already (it accepts nothing itself) instead of failing outright."""
+    k = small_machine()
+    k.unaccepted_memory = True
+    page = k.call(A.try_alloc_pages, 0, 0)
+    assert page is not None and P.page_ref_count(page) == 1
+    check_invariants(k)
+
+
+@pytest.mark.rule("S9.11.1")
+def test_on_up_a_nolock_allocation_in_nmi_returns_null_at_once():
+    """S9.11.1: on a uniprocessor kernel the nolock allocator returns NULL in NMI before any lock,
+    since there a spin_trylock cannot fail."""
+    k = small_machine(nr_cpus=1, smp=False)
+    assert k.call(A.try_alloc_pages, 0, 0, context="nmi") is None
+    assert not [e for e in k.events if e[3] in ("spin_trylock", "spin_trylock_irqsave")]
+    assert k.call(A.try_alloc_pages, 0, 0) is not None  # outside NMI it still allocates
+
+
+@pytest.mark.rule("S9.12.1")
+def test_a_trylock_free_skips_the_debug_objects_check():
+    """S9.12.1: with DEBUG_OBJECTS_FREE an FPI_TRYLOCK free leaves the debug-objects hash lock alone,
+    while an ordinary free still walks it."""
+    k = small_machine(debug_objects=True)
+    a, b = k.call(A.alloc_pages, G.GFP_KERNEL, 0), k.call(A.alloc_pages, G.GFP_KERNEL, 0)
+    k.call(A.free_pages_nolock, a, 0)
+    assert not [e for e in k.events if e[4] == "obj_hash[].lock"]
+    k.call(A.__free_pages, b, 0)
+    assert [e for e in k.events if e[4] == "obj_hash[].lock"]
+
+
+@pytest.mark.rule("S9.13.1")
+def test_page_owner_does_not_spin_for_a_nolock_allocation():
+    """S9.13.1: a nolock allocation from a stack page_owner has not listed yet records its handle in
+    page_ext but neither kmallocs a list node nor takes stack_list_lock."""
+    from tryalloc.mm import page_owner as po
+
+    k = small_machine(page_owner=True)
+    k.call(A.alloc_pages, G.GFP_KERNEL, 0)  # the depot gets its first pool here
+    listed = len(k.page_owner.stack_list)
+    page = k.call(A.try_alloc_pages, 0, 0)
+    handle = k.mem_map.owner_alloc_handle[page.pfn]
+    assert handle not in (0, po.dummy_handle, po.failure_handle)
+    assert not [e for e in k.events if e[3] == "kmalloc" or e[4] == "stack_list_lock"]
+    assert len(k.page_owner.stack_list) == listed
+
+
+@pytest.mark.rule("S9.5.2")
+def test_as_posted_the_depot_refuses_ordinary_saves_a_pool_and_lets_try_alloc_pages_spin():
+    """S9.5.2 (the stack depot's part; the memcg part comes with patch 4): under the as-posted switch an
+    ordinary GFP_KERNEL allocation's page_owner save may not allocate the depot's first pool, so its
+    page gets the failure stack, while the save for try_alloc_pages takes pool_lock by spinning."""
+    from tryalloc.mm import page_owner as po
+
+    k = small_machine(page_owner=True, spin_polarity="as_posted")
+    page = k.call(A.alloc_pages, G.GFP_KERNEL, 0)
+    assert k.mem_map.owner_alloc_handle[page.pfn] == po.failure_handle
+    k.call(A.try_alloc_pages, 0, 0)
+    assert "raw_spin_lock_irqsave" in [e[3] for e in k.events if e[4] == "pool_lock"]

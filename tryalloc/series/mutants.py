@@ -1,0 +1,261 @@
+"""Historical bugs as mutants: each bug the kernel fixed after v6, as a named switch of the model.
+
+A *mutant* is one bug that was really in the kernel, kept in the model as a single guarded line at the
+place the bug was (``if mutant("second-trylock"): ...``).  With no mutant enabled -- always, unless a
+run asks -- the guarded lines do nothing and the model is the kernel as merged.  These lines are the one
+place where the model carries code known to be wrong, on purpose: they let the test suite show that it
+would have caught each bug the kernel later fixed (``tests/test_mutants.py`` runs the tests each entry
+names with the mutant on and requires them to fail), and let the book run a fix's before/after on one
+level.  A guarded line re-creates the bug in the code that replaced it, so the buggy branch and the
+fixed one stay one path.
+
+Two kinds of entry, told apart by :attr:`Mutant.level`:
+
+* the bug was fixed by a level the model builds (``"6.15"``): the guarded line lives at that level and
+  :func:`enabled` puts the bug back there;
+* the bug was fixed after the last modelled level (a milestone of
+  :data:`~tryalloc.series.rules.LATER`): level 6.15 *is* the buggy code, as 6.15 was released, so
+  there is nothing to switch on (:func:`enabled` refuses).  The tests named check the fixed behaviour;
+  they are rule-marked with a rule that holds only from that milestone, so they must fail -- and do --
+  at every modelled level (``tests/test_mutants.py`` runs them and requires the failure).
+
+A mutant is enabled for a block with :func:`enabled`, or for a whole process with the environment
+variable ``TRYALLOC_MUTANT`` (how the mutant test runs parts of the suite in a subprocess).  An unknown
+name raises :class:`~tryalloc.errors.ConfigError`.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+from .rules import LATER, LEVELS, rule
+
+#: The environment variable that enables a mutant for a whole process.
+ENV = "TRYALLOC_MUTANT"
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One historical bug.
+
+    name
+        the switch's name, used by the guarded line and by :func:`enabled`.
+    rule_ids
+        the registry rules the fix established (:mod:`tryalloc.series.rules`).
+    description
+        what the bug did, in the project's words.
+    citation
+        the fix: mainline commit id and lore message-id of the posting.
+    level
+        the level (or later milestone) whose code has the fix.
+    tests
+        pytest node ids, relative to the repository root, of rule-marked tests that kill the mutant.
+    """
+
+    name: str
+    rule_ids: tuple[str, ...]
+    description: str
+    citation: tuple[str, ...]
+    level: str
+    tests: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        for rule_id in self.rule_ids:
+            rule(rule_id)  # an unknown id raises UnknownRule
+        if self.level not in LEVELS + LATER:
+            raise ConfigError(f"mutant {self.name!r}: unknown level {self.level!r}")
+        if not self.tests:
+            raise ConfigError(f"mutant {self.name!r} names no test that kills it")
+
+    @property
+    def switchable(self) -> bool:
+        """Does a modelled level carry the fix, so that the mutant can put the bug back?"""
+        return self.level in LEVELS
+
+
+_P1_TESTS = "tests/test_patch1.py::"
+_AFTER = "tests/test_after_v6.py::"
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant(
+        name="as-posted-polarity",
+        rule_ids=("S9.5.1",),
+        description=(
+            "gfpflags_allow_spinning() with the test the wrong way round, as v6-v9 posted it: masks with a "
+            "reclaim bit count as unable to spin and the try_alloc_pages mask as able to."
+        ),
+        citation=("f90b474a35744b5d43009e4fab232e74a3024cae", "20250310124017.187-1-alexei.starovoitov@gmail.com"),
+        level="6.15",
+        tests=(_P1_TESTS + "test_polarity_is_fixed_at_6_15_whatever_the_switch",),
+    ),
+    Mutant(
+        name="missing-refcount",
+        rule_ids=("S9.6.1",),
+        description=(
+            "try_alloc_pages does not set the refcount of the page get_page_from_freelist hands it, which "
+            "since v6.14-rc1 comes out frozen, so callers get a page with refcount 0."
+        ),
+        citation=("2985dae1e521ee1464130902415f5863ea05dc34", "20250401032336.39657-1-alexei.starovoitov@gmail.com"),
+        level="6.15",
+        tests=(_AFTER + "test_try_alloc_pages_sets_the_refcount_of_the_frozen_page",),
+    ),
+    Mutant(
+        name="second-trylock",
+        rule_ids=("S9.7.1",),
+        description=(
+            "rmqueue_bulk, rmqueue_buddy and free_one_page first trylock zone->lock for ordinary requests "
+            "too, and only then spin: a second trylock of a lock the caller is allowed to wait for."
+        ),
+        citation=("c5bb27e2da3a6e1006f3e0aeb36d57c1dd1144aa", "20250331002809.94758-1-alexei.starovoitov@gmail.com"),
+        level="6.15",
+        tests=(_P1_TESTS + "test_6_15_trylock_requests_only_try_and_ordinary_callers_lock_directly",
+               _AFTER + "test_6_15_ordinary_frees_lock_zone_lock_directly"),
+    ),
+    Mutant(
+        name="unaccepted-memory-bail",
+        rule_ids=("S9.8.1",),
+        description=(
+            "try_alloc_pages returns NULL whenever any memory is still unaccepted, even though accepted "
+            "memory could serve it."
+        ),
+        citation=("20250506112509.905147-2-kirill.shutemov@linux.intel.com",),
+        level="6.16",
+        tests=(_AFTER + "test_unaccepted_memory_elsewhere_does_not_fail_a_nolock_allocation",),
+    ),
+    Mutant(
+        name="nmi-on-up",
+        rule_ids=("S9.11.1",),
+        description=(
+            "On a uniprocessor kernel spin_trylock always succeeds, so an NMI allocating while the task it "
+            "interrupted is inside the pcp or zone lock walks into the same free lists."
+        ),
+        citation=("620b46ed6ae17c8438d889c8c0cfddab36a1476c", "20260427-nolock-api-fix-v2-1-a6b83a92d9a4@kernel.org"),
+        level="2026",
+        tests=(_AFTER + "test_on_up_a_nolock_allocation_in_nmi_returns_null_at_once",),
+    ),
+    Mutant(
+        name="debug-checks-under-trylock",
+        rule_ids=("S9.12.1",),
+        description=(
+            "free_pages_prepare runs debug_check_no_obj_freed for FPI_TRYLOCK frees too, spinning on the "
+            "debug-objects hash lock from any context."
+        ),
+        citation=("338ad1e84d15078a9ae46d7dd7466329ae0bfa61", "20260209062639.16577-1-harry.yoo@oracle.com"),
+        level="2026",
+        tests=(_AFTER + "test_a_trylock_free_skips_the_debug_objects_check",),
+    ),
+    Mutant(
+        name="stack-record-spins",
+        rule_ids=("S9.13.1",),
+        description=(
+            "page_owner links a new allocation stack into its list (kmalloc and a spin on stack_list_lock) "
+            "even for allocations whose mask forbids spinning."
+        ),
+        citation=("c83aab85e18103a6dc066b4939e2c92a02bb1b05",
+                  "CAADnVQK_8bNYEA7TJYgwTYR57=TTFagsvRxp62pFzS_z129eTg@mail.gmail.com"),
+        level="6.18",
+        tests=(_AFTER + "test_page_owner_does_not_spin_for_a_nolock_allocation",),
+    ),
+)
+
+_BY_NAME = {m.name: m for m in MUTANTS}
+
+
+def get(name: str) -> Mutant:
+    """The mutant called ``name``; :class:`~tryalloc.errors.ConfigError` naming the known ones if none."""
+    try:
+        return _BY_NAME[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown mutant {name!r}; known: {', '.join(_BY_NAME)}") from None
+
+
+def _switchable(name: str) -> str:
+    m = get(name)
+    if not m.switchable:
+        raise ConfigError(f"mutant {name!r} was fixed in {m.level}, after the last modelled level: level "
+                          f"{LEVELS[-1]} already carries the bug, so there is nothing to switch on")
+    return name
+
+
+_active: str | None = _switchable(os.environ[ENV]) if os.environ.get(ENV) else None
+
+
+def mutant(name: str) -> bool:
+    """Is the mutant ``name`` enabled?  The guarded lines in the kernel-shaped code ask this."""
+    return _active == name
+
+
+def active() -> str | None:
+    """The name of the enabled mutant, or ``None``."""
+    return _active
+
+
+@contextmanager
+def enabled(name: str):
+    """Run a block with the mutant ``name`` on (one at a time; the previous setting comes back after)."""
+    global _active
+    _switchable(name)
+    before, _active = _active, name
+    try:
+        yield get(name)
+    finally:
+        _active = before
+
+
+@dataclass(frozen=True)
+class Run:
+    """How a run of some tests went: the mutant enabled (if any), pytest's exit status, and its summary
+    line without the time it took (``"2 failed"``)."""
+
+    mutant: str | None
+    returncode: int
+    summary: str
+
+    @property
+    def failed(self) -> bool:
+        """Did at least one test fail (pytest's exit status 1)?"""
+        return self.returncode == 1
+
+    @property
+    def passed(self) -> bool:
+        """Did every test pass (or fail where it is marked to, exit status 0)?"""
+        return self.returncode == 0
+
+
+def run_tests(tests, *, mutant_name: str | None = None, runxfail: bool = False, root: Path | None = None) -> Run:
+    """Run the pytest node ids ``tests`` in a fresh interpreter, with the mutant ``mutant_name`` enabled
+    through :data:`ENV` if given, and with ``--runxfail`` if asked (an expected failure then counts as
+    one).  ``root`` is the repository, where the tests live (they are not part of the package); it
+    defaults to the checkout this package was imported from."""
+    if mutant_name is not None:
+        _switchable(mutant_name)
+    root = root or Path(__file__).resolve().parents[2]
+    env = {key: value for key, value in os.environ.items() if key != ENV}
+    if mutant_name is not None:
+        env[ENV] = mutant_name
+    args = [sys.executable, "-m", "pytest", "-q", "--color=no", "-p", "no:cacheprovider", *tests]
+    if runxfail:
+        args.append("--runxfail")
+    proc = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    summary = lines[-1] if lines else proc.stderr.strip()[-200:]
+    return Run(mutant_name, proc.returncode, re.sub(r" in [\d.]+s( \([^)]*\))?$", "", summary))
+
+
+def kill(m: Mutant, root: Path | None = None) -> Run:
+    """Run ``m``'s tests against the bug: with the mutant on if it has a switch, else at the level as it
+    is with ``--runxfail`` (the level carries the bug).  The mutant is killed when the run fails."""
+    if m.switchable:
+        return run_tests(m.tests, mutant_name=m.name, root=root)
+    return run_tests(m.tests, runxfail=True, root=root)
+
+
+def kills(root: Path | None = None) -> dict[str, Run]:
+    """:func:`kill` for every mutant of :data:`MUTANTS`, by name."""
+    return {m.name: kill(m, root) for m in MUTANTS}
