@@ -17,7 +17,7 @@ DETECTOR_MODES = ("raise", "warn", "off")
 DETECTORS = ("lockdep", "percpu", "invalid_context")
 #: ``HPAGE_PMD_ORDER`` on x86-64 (2 MiB), the default pageblock order when ``max_order`` allows it.
 HPAGE_PMD_ORDER = 9
-#: The two readings of ``gfpflags_allow_spinning()`` (spec 0.5).
+#: The two readings of ``gfpflags_allow_spinning()``: as intended, and inverted as v6..v9 posted it (f90b474a3574).
 SPIN_POLARITIES = ("fixed", "as_posted")
 
 
@@ -31,7 +31,8 @@ class Config:
         ``CONFIG_PREEMPT_RT``: ``spinlock_t`` and ``local_lock_t`` become sleeping locks.
     smp
         ``CONFIG_SMP``; on a uniprocessor kernel ``spin_trylock`` always succeeds (the lock word is
-        compiled away), which is the latent hazard of spec sections 2.6 and 9.11.
+        compiled away), so an NMI gets a lock its interrupted context holds: a latent hazard of the
+        series, closed on the allocation side only in 2026 by 620b46ed6ae1 (S9.11.1).
     detectors
         mode per detector name in :data:`DETECTORS` (``"raise"`` by default).
     nr_nodes, pages_per_node
@@ -55,7 +56,7 @@ class Config:
     spin_polarity
         ``"fixed"`` (the default): ``gfpflags_allow_spinning()`` is true when the mask has a reclaim
         bit, as its comment and every caller intend.  ``"as_posted"``: the inverted test of v6..v9
-        (spec 0.5), which f90b474a3574 corrected before 6.15; it applies at levels 1..6 only (at
+        (S9.5.2), which f90b474a3574 corrected before 6.15; it applies at levels 1..6 only (at
         6.15 the same inverted test is the mutant ``as-posted-polarity`` of :mod:`tryalloc.series.mutants`).
     mutant_racy_free_pages_head
         A mutant for the search to find (off by default): ``___free_pages`` reads ``PageHead`` after

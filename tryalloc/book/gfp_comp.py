@@ -1,4 +1,5 @@
-"""The experiments of the ``__GFP_COMP`` review thread on the v6 cover letter (spec section 8).
+"""The experiments of the ``__GFP_COMP`` review thread on the v6 cover letter (R8.1, R8.2;
+https://lore.kernel.org/r/20250124035655.78899-1-alexei.starovoitov@gmail.com).
 
 The thread asked what a free with the wrong order should do.  A compound page (``__GFP_COMP``) records
 its order, so the free can compare the order it is given with the one stored; a plain multi-order

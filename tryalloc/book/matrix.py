@@ -1,14 +1,15 @@
-"""Spec section 10's RT / !RT / UP matrix, measured on the model: every situation run on a fresh machine
-of each kind, each cell the outcome the run shows."""
+"""The RT / !RT / UP matrix, measured on the model: what the series does on a PREEMPT_RT kernel, an SMP
+!RT kernel and a uniprocessor one, every situation run on a fresh machine of each kind, each cell the
+outcome the run shows."""
 from __future__ import annotations
 
 from .events import lock_trail
 
-#: The columns of the RT / !RT / UP matrix (spec section 10) and the machine each one boots.
+#: The columns of the RT / !RT / UP matrix and the machine each one boots.
 MATRIX_MACHINES = {"!RT SMP": {"preempt_rt": False, "nr_cpus": 2},
                    "RT": {"preempt_rt": True, "nr_cpus": 2},
                    "!RT UP": {"smp": False, "nr_cpus": 1}}
-#: Rows of spec section 10 that belong to patches the model does not carry yet.
+#: Rows of the matrix that belong to patches the model does not carry yet.
 MATRIX_LATER = {"`local_trylock_irqsave` in NMI": "later (patch 3)",
                 "BPF `bpf_map_alloc_pages` from process context": "later (patch 6)"}
 
@@ -103,7 +104,7 @@ def _free_nolock_on_holder(order: int):
     return cell
 
 
-#: The situations of the matrix the model runs, in the spec's order: each a function of the level's
+#: The situations of the matrix the model runs, in the table's order: each a function of the level's
 #: package and a booted machine returning the cell's text.
 MATRIX_SITUATIONS = {
     "`try_alloc_pages` in NMI": _try_alloc_in("nmi"),
@@ -117,7 +118,7 @@ MATRIX_SITUATIONS = {
 
 
 def rt_matrix(pkg) -> list[list[str]]:
-    """Spec section 10's RT / !RT / UP matrix, measured: run every situation of
+    """The RT / !RT / UP matrix, measured: run every situation of
     :data:`MATRIX_SITUATIONS` on a fresh machine of each column of :data:`MATRIX_MACHINES`, on
     ``pkg`` (the package, or a level from :func:`tryalloc.series.load`), and return the rows
     ``[situation, cell per column]``; then the rows of :data:`MATRIX_LATER`.  A kernel report that

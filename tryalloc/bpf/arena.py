@@ -5,7 +5,7 @@ come on demand, from a program (kfunc ``bpf_arena_alloc_pages``) or from a user 
 (:func:`arena_vm_fault`), always through :func:`~tryalloc.bpf.syscall.bpf_map_alloc_pages`, so they
 are charged to the map's memcg.  Which page offsets are free is kept in a range tree; both paths
 take ``arena->lock``, a mutex, and allocate with ``GFP_KERNEL``, so they may only run where sleeping
-is allowed (spec 1.4, and R6.5 for why that stays so after the series).
+is allowed (v6.13 ``kernel/bpf/arena.c``; R6.5 for why that stays so after the series).
 
 Where the model differs:
 

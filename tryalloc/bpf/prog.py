@@ -5,7 +5,7 @@ A program here is a Python callable taking one ``ctx`` argument: for a tracepoin
 tracepoint's fields (a raw tracepoint's argument array, by name); for a perf event, a dict with the
 CPU the event fired on (``struct bpf_perf_event_data`` reduced to what the model has).  It runs in
 whatever context fired it, with whatever locks that context holds: that is why an allocation from a
-program can deadlock, the problem of the whole series (spec 0.1).
+program can deadlock, the problem of the whole series (its v6 cover letter, 20250124035655.78899-1).
 
 The kernel guards against a program re-entering itself on one CPU, and the model keeps both guards
 because they decide what a re-entrant allocation does:

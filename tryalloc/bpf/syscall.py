@@ -3,10 +3,10 @@
 A map remembers the memcg of whoever created it (``bpf_map_save_memcg``: it keeps that memcg's objcg,
 so if the memcg is later removed the map's charges go to the parent, as the objcg is reparented).
 :func:`bpf_map_alloc_pages` charges every page it allocates to that memcg by making it the active
-memcg around the allocations.  Patch 6 of the series (v6 6/6, mainline c9eb8102e21e, unchanged in
-6.15) drops its ``gfp`` argument: :func:`__bpf_alloc_page` picks the sleeping allocator where
-:func:`can_alloc_pages` says the context may sleep and ``try_alloc_pages`` everywhere else, and a
-failed call gives its pages back with ``free_pages_nolock`` (rules R6.1-R6.4).
+memcg around the allocations (``set_active_memcg``).  Patch 6 of the series (v6 6/6, mainline
+c9eb8102e21e, unchanged in 6.15) drops its ``gfp`` argument: :func:`__bpf_alloc_page` picks the
+sleeping allocator where :func:`can_alloc_pages` says the context may sleep and ``try_alloc_pages``
+everywhere else, and a failed call gives its pages back with ``free_pages_nolock`` (R6.1-R6.4).
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 The bit values are those of v6.13's ``gfp_types.h`` for a kernel without ``CONFIG_KASAN_HW_TAGS``
 (so ``__GFP_SKIP_ZERO``/``__GFP_SKIP_KASAN`` are 0 and ``__GFP_NOLOCKDEP`` takes bit 24).  Bit 9 is
 unused in v6.13.  The masks (``GFP_KERNEL`` ...) are built from the bits exactly as the header
-builds them.  ``gfpflags_allow_spinning()`` arrives with patch 1 of the series (spec 0.5, section 2).
+builds them.  ``gfpflags_allow_spinning()`` arrives with patch 1 of the series (97769a53f117); as posted
+in v6..v9 it tested the reclaim bits the wrong way round, which f90b474a3574 fixed before 6.15.
 
 :func:`format_gfp` prints a mask like the kernel's ``%pGg`` (``lib/vsprintf.c: flags_string`` over
 the name table of ``include/trace/events/mmflags.h``): composite masks first, then single bits,
@@ -99,7 +100,7 @@ def gfpflags_allow_blocking(gfp: int) -> bool:
 
 # @since 1
 def gfpflags_allow_spinning(gfp: int) -> bool:
-    """May an allocation with ``gfp`` spin on locks?  (patch 1, 97769a53f117; spec 0.5, R1.9)
+    """May an allocation with ``gfp`` spin on locks?  (patch 1, 97769a53f117; R1.9, S9.5.1)
 
     True iff the mask carries a reclaim bit (``__GFP_DIRECT_RECLAIM`` or ``__GFP_KSWAPD_RECLAIM``):
     ``GFP_KERNEL``, ``GFP_NOWAIT`` and ``GFP_ATOMIC`` may spin; the mask of ``try_alloc_pages`` and
@@ -109,7 +110,7 @@ def gfpflags_allow_spinning(gfp: int) -> bool:
     # @until 6.15
     #~ from ..kernel.sched import running  # the configured polarity lives on the running machine
     #~ if running().kernel.config.spin_polarity == "as_posted":
-    #~     return not allowed  # v6..v9 as posted; fixed by f90b474a3574 (spec 9.5)
+    #~     return not allowed  # v6..v9 as posted; fixed by f90b474a3574 (S9.5.2)
     # @end
     # @since 6.15
     if mutant("as-posted-polarity"):  # the inverted test f90b474a3574 fixed, back (series.mutants)

@@ -2,9 +2,9 @@
 
 With ``CONFIG_DEBUG_OBJECTS_FREE`` every page free asks ``debug_check_no_obj_freed`` whether a tracked
 object still lives in the memory going away; the walk holds the hash bucket's ``raw_spinlock_t``.
-``free_pages_prepare`` does this for every free, ``FPI_TRYLOCK`` ones included -- the v6 gap of spec
-R2.14, which a 2026 fix (338ad1e84d15, S9.12.1) closed by skipping the check for them.  The model keeps
-one bucket and tracks no objects: the lock is what matters.
+``free_pages_prepare`` does this for every free, ``FPI_TRYLOCK`` ones included -- the v6 gap R2.14,
+which a 2026 fix (338ad1e84d15, S9.12.1) closed by skipping the check for them.  The model keeps one
+bucket and tracks no objects: the lock is what matters.
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ A user (page_owner, KASAN, KMSAN ...) hands the depot a stack trace and gets bac
 small integer naming the one stored copy of that trace; saving the same trace again returns the same
 handle.  Records live in *pools* of ``DEPOT_POOL_ORDER`` pages taken from the page allocator, so
 saving a new trace may need a page allocation, and that allocation may not happen under the depot's
-``pool_lock``.  ``stack_depot_save_flags`` therefore works in three steps (spec 1.5):
+``pool_lock``.  ``stack_depot_save_flags`` therefore works in three steps
+(https://elixir.bootlin.com/linux/v6.13/source/lib/stackdepot.c):
 
 1. a lock-free lookup in the trace's hash bucket (RCU in the kernel; here a scheduling point, so an
    exploration can interleave other CPUs and NMIs between the lookup and what follows);
@@ -25,7 +26,7 @@ How the model differs from the C:
 * Only ``STACK_DEPOT_FLAG_CAN_ALLOC`` is modelled: ``STACK_DEPOT_FLAG_GET`` (refcounted, evictable
   records) has no user in this model; a caller passing it gets :class:`InvalidArgumentError`.
 
-Patch 1 of the series (spec 2.4, R1.18) makes the save side honour ``gfpflags_allow_spinning``: it
+Patch 1 of the series (97769a53f117, R1.18) makes the save side honour ``gfpflags_allow_spinning``: it
 adds that test to the two helpers that decide, :func:`_depot_can_alloc` and :func:`_depot_lock_pool`.
 """
 from __future__ import annotations
@@ -314,7 +315,7 @@ def _depot_lock_pool(depot: StackDepot, can_alloc: bool, allow_spin: bool):  # @
 def stack_depot_save_flags(entries: tuple, alloc_flags: int, depot_flags: int) -> int:
     """Store ``entries`` (or find it stored) and return its handle; 0 if it could not be stored.
 
-    ``lib/stackdepot.c: stack_depot_save_flags`` (v6.13); spec 1.5.  Raises
+    ``lib/stackdepot.c: stack_depot_save_flags`` (v6.13), in the three steps of the module docstring.  Raises
     :class:`~tryalloc.errors.InvalidArgumentError` (before touching the depot) for a trace that is
     not a tuple of frame names, a bad gfp mask or unknown ``depot_flags`` bits.
     """

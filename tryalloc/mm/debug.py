@@ -2,7 +2,7 @@
 pictures.  None of these is a scheduling point; call them between runs (they read the machine's
 state directly, as a debugger would, and need no running context).
 
-:func:`check_invariants` is the model's page-conservation detector (spec section 11, I2):
+:func:`check_invariants` is the model's page-conservation detector (invariant I2):
 buddy + pcp + deferred + allocated = total, where "allocated" is counted independently by the PGALLOC
 and PGFREE events and "deferred" are the pages waiting on ``zone->trylock_free_pages`` (from patch 2;
 PGFREE counts them only once drained, R2.10); no free page in two places; no two free buddies left

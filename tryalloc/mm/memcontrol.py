@@ -1,6 +1,7 @@
 """memcg kmem charging at the baseline (about v6.13): ``mm/memcontrol.c`` and ``mm/page_counter.c``.
 
-What the series touches (spec 1.3, and section 5 for where patch 4 takes it):
+What the series touches (v6.13: https://elixir.bootlin.com/linux/v6.13/source/mm/memcontrol.c; patch 4,
+01d37228d331, then makes the stock lock a trylock, rules R4.1-R4.10):
 
 * a tree of :class:`mem_cgroup` with a root that is never charged; each has a ``memory``
   :class:`page_counter` whose parent is its parent's counter, so a charge walks up to the root;

@@ -5,7 +5,8 @@ One node has one zone (``ZONE_NORMAL``) in this model.  A zone owns:
 * ``free_area[order].free_list[migratetype]``: the buddy free lists.  Each list is an ``OrderedDict``
   keyed by the pfn of a free block's first page, so removing a buddy found by pfn is O(1) and the
   head/tail distinction of ``list_add``/``list_add_tail`` survives (``move_to_end(last=False)``).
-* ``lock``: ``zone->lock``, a ``spinlock_t`` taken only with the irqsave variants (spec 1.1).
+* ``lock``: ``zone->lock``, a ``spinlock_t`` taken only with the irqsave variants (v6.13
+  https://elixir.bootlin.com/linux/v6.13/source/mm/page_alloc.c).
 * ``per_cpu_pageset``: a :class:`~tryalloc.kernel.percpu.PerCpu` of :class:`per_cpu_pages`, each
   with its own ``spinlock_t`` (lockdep class ``&pcp->lock``).
 * the pageblock migratetypes (``pageblock_flags``), one byte per pageblock.
@@ -100,7 +101,7 @@ class zone:
         prefix = "" if cfg.nr_nodes == 1 else f"node{nid}:"
         self.lock = spinlock_t(prefix + "zone->lock", cls="&zone->lock")
         # @since 2
-        # pages to be freed once the next trylock of zone->lock succeeds (patch 2, spec 3.3)
+        # pages to be freed once the next trylock of zone->lock succeeds (patch 2, 8c57b687e833)
         self.trylock_free_pages = llist_head(prefix + "zone->trylock_free_pages")
         # @end
         self.free_area = [free_area() for _ in range(cfg.max_order + 1)]

@@ -6,9 +6,9 @@ an empty list with ``rmqueue_bulk`` under ``zone->lock``) or ``rmqueue_buddy`` (
 ``__rmqueue_smallest``/``expand``.  A failed fast path enters the slow path (kswapd wake, a retry at the
 min watermark with reserves, a drain of every pcp, ``warn_alloc``).
 
-Free: ``__free_pages`` (with the non-compound tail rule, spec 1.2) -> ``free_unref_page`` ->
-``free_pages_prepare`` -> ``free_unref_page_commit`` onto the pcp (bulk free past ``high`` through
-``free_pcppages_bulk``), or ``free_one_page`` -> ``split_large_buddy`` -> ``__free_one_page``.
+Free: ``__free_pages`` (a non-compound block with a reference left keeps only its first page) ->
+``free_unref_page`` -> ``free_pages_prepare`` -> ``free_unref_page_commit`` onto the pcp (bulk free past
+``high`` through ``free_pcppages_bulk``), or ``free_one_page`` -> ``split_large_buddy`` -> ``__free_one_page``.
 
 At this level every ``zone->lock`` acquisition is an unconditional ``spin_lock_irqsave``, and the
 tracepoints ``mm_page_alloc_zone_locked``, ``mm_page_alloc_extfrag`` and ``mm_page_pcpu_drain`` fire
@@ -147,7 +147,7 @@ ALLOC_CPUSET = 0x40
 ALLOC_CMA = 0x80
 ALLOC_NOFRAGMENT = 0x100
 ALLOC_HIGHATOMIC = 0x200
-ALLOC_TRYLOCK = 0x400  # @since 1  zone->lock may only be trylocked (spec 2.3)
+ALLOC_TRYLOCK = 0x400  # @since 1  zone->lock may only be trylocked (mm/internal.h, 97769a53f117)
 ALLOC_KSWAPD = 0x800
 ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM
 
@@ -474,7 +474,8 @@ def rmqueue_buddy(preferred_zone: zone, z: zone, order: int, alloc_flags: int, m
 
 # --- per-CPU pagesets -----------------------------------------------------------------------------------
 def pcp_allowed_order(order: int) -> bool:
-    """Orders the pcp caches: up to ``PAGE_ALLOC_COSTLY_ORDER``, and the THP order with THP (spec 1.1)."""
+    """Orders the pcp caches: up to ``PAGE_ALLOC_COSTLY_ORDER``, and the THP order with THP (v6.13:
+    https://elixir.bootlin.com/linux/v6.13/C/ident/pcp_allowed_order)."""
     if order <= PAGE_ALLOC_COSTLY_ORDER:
         return True
     cfg = running().kernel.config
@@ -497,7 +498,8 @@ def pindex_to_order(pindex: int) -> int:
 
 def pcp_trylock_prepare():
     """On a uniprocessor !RT kernel ``spin_trylock`` always succeeds, so interrupts go off instead
-    (``pcp_trylock_prepare``); a no-op (``None``) on SMP or RT.  NMIs still arrive (spec 9.11)."""
+    (``pcp_trylock_prepare``); a no-op (``None``) on SMP or RT.  NMIs still arrive: an NMI allocation on
+    UP could enter the section it interrupted until 620b46ed6ae1 (2026, S9.11.1) made it return NULL."""
     cfg = running().kernel.config
     if not cfg.smp and not cfg.preempt_rt:
         return local_irq_save()
@@ -1009,7 +1011,7 @@ def deferred_pages_enabled() -> bool:
 def try_alloc_pages(nid: int, order: int) -> Page | None:
     """Allocate from any context, never spinning: NULL when a lock is busy (patch 1, 97769a53f117).
 
-    ``try_alloc_pages_noprof`` (spec 2.4, rules R1.1-R1.17): a mask with neither reclaim bit, so
+    ``try_alloc_pages_noprof`` (rules R1.1-R1.17): a mask with neither reclaim bit, so
     ``gfpflags_allow_spinning()`` is false; ``ALLOC_TRYLOCK`` with no watermark selector (the min
     watermark); early NULL on PREEMPT_RT in NMI or hard-IRQ, for orders the pcp does not cache, while
     memory is unaccepted or struct pages are still being initialised; the fast path only.  The page is
@@ -1027,7 +1029,8 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
     #~ gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC  # @until 5
     gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC | __GFP_ACCOUNT  # @since 5
     alloc_flags = ALLOC_TRYLOCK
-    # spin_trylock() of an rt_mutex is not allowed in NMI or hard-IRQ on PREEMPT_RT (spec 0.1)
+    # on PREEMPT_RT spin_trylock() takes the rt_mutex's raw lock (unsafe in NMI), and in hard-IRQ it would
+    # make the interrupted task the lock's owner (as the kernel's comment at this check says, 97769a53f117)
     if running().kernel.config.preempt_rt and (in_nmi() or in_hardirq()):
         return None
     if not pcp_allowed_order(order):
@@ -1289,9 +1292,10 @@ def free_unref_page(page: Page, order: int) -> None:
 #~ def __free_pages(page: Page, order: int) -> None:  # @until 2
 def ___free_pages(page: Page, order: int, fpi_flags: int) -> None:  # @since 2
     """Drop a reference; free the block when it was the last.  If it was not and the page is no
-    compound head, free the tail sub-blocks ``order-1 .. 0`` the caller gave up (spec 1.2): the
-    holder of the extra reference keeps only the first page.  (Patch 2 made this the body of both
-    ``__free_pages`` and ``free_pages_nolock``, with the free flags threaded through.)"""
+    compound head, free the tail sub-blocks ``order-1 .. 0`` the caller gave up: the holder of the extra
+    reference keeps only the first page (v6.13: https://elixir.bootlin.com/linux/v6.13/C/ident/__free_pages).
+    (Patch 2 made this the body of both ``__free_pages`` and ``free_pages_nolock``, with the free flags
+    threaded through.)"""
     check_page(page)
     check_order(order)
     head = PageHead(page)
@@ -1332,7 +1336,7 @@ def __free_pages(page: Page, order: int) -> None:
 
 
 def free_pages_nolock(page: Page, order: int) -> None:
-    """Free from any context without spinning (patch 2, 8c57b687e833; spec 3.4, R2.1-R2.14).
+    """Free from any context without spinning (patch 2, 8c57b687e833; R2.1-R2.14).
 
     Exactly the reference-count semantics of ``__free_pages`` (R2.1), for any page, not only those of
     ``try_alloc_pages`` (R2.3); the free goes to the pcp by trylock, else to buddy by trylock of

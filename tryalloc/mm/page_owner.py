@@ -7,7 +7,8 @@ counter (the depot record's ``count``) says how many base pages each allocation 
 
 That makes every allocation and every free a stack depot save, so page_owner drags the depot's
 ``pool_lock`` and its pool allocation into the allocator's paths: the reason patches 1 and 2 of the
-series touch it (spec 1.5, 2.4, 3.4; R2.12) and the 2025 fix of spec 9.13.
+series touch it (97769a53f117 and 8c57b687e833; R1.18, R2.12) and why a 2025 fix (S9.13.1, likely c83aab85e181)
+stops page_owner spinning on the allocation side.
 
 Where the model differs:
 
@@ -106,7 +107,8 @@ def add_stack_record_to_list(owner: PageOwner, record, gfp_mask: int) -> None:
     """``add_stack_record_to_list``: link a stack seen for the first time into ``stack_list``.
 
     The kernel ``kmalloc``s the list node (with ``gfp_mask``'s nested form) and then takes
-    ``stack_list_lock`` with irqs saved; both may spin, whatever ``gfp_mask`` says (spec 9.13).
+    ``stack_list_lock`` with irqs saved; both may spin, whatever ``gfp_mask`` says, until the 2025 fix
+    (S9.13.1, likely c83aab85e181) skips this step for a mask that forbids spinning.
     """
     event("kmalloc", "stack_list node")
     flags = spin_lock_irqsave(owner.stack_list_lock)

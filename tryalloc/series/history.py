@@ -7,7 +7,8 @@ commit id; ids that the sources could not pin down carry ``confirmed=False``.
 
 Dates are UTC, as the message-ids' timestamps give them; a mail sent on the evening of one day in
 California is dated the next day here (v6 was sent 2025-01-23 PST, 2025-01-24 UTC).
-Sources: the spec's source table and its sections 0.3, 0.4 and 9.
+Sources: the cover letters and their change logs, the patchwork notice that applied v9, the pull request
+to Linus and the later fixes, each entry citing its own message-id or commit.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class Patch:
     effect: str
     message_id: str
     commit: str
-    section: str  # the spec section that describes it
+    section: str  # where the specification describes it (maintainers' cross-check; readers follow the ids)
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class Milestone:
     kind: str  # one of KINDS
     message_id: str | None = None
     commit: str | None = None
-    section: str = ""  # the spec section that describes it
+    section: str = ""  # where the specification describes it (maintainers' cross-check)
     confirmed: bool = True  # False: the id (or the step's outcome) is not confirmed by a primary source
 
     def __post_init__(self):

@@ -6,7 +6,7 @@ specification at run time. Each :class:`Rule` carries one statement a test can c
 
 Rule ids:
 
-* ``R<section>.<n>`` -- rules of the v6 series. ``R1``..``R6`` follow the six patches (``R1`` = patch 1,
+* ``R<group>.<n>`` -- rules of the v6 series. ``R1``..``R6`` follow the six patches (``R1`` = patch 1,
   ``try_alloc_pages``; ``R6`` = patch 6, BPF); ``R8`` comes from the ``__GFP_COMP`` review thread on the
   cover letter and belongs to no patch.
 * ``S9.<x>.<n>`` (also ``S9.13a.<n>``) -- changes made after v6: v7-v9, the 6.15 merge and its fixes, and
@@ -60,7 +60,7 @@ class UnknownRule(KeyError):
 class Rule:
     id: str  # "R2.5"
     statement: str  # own words
-    section: str  # spec section it comes from, e.g. "3.5"
+    section: str  # where the specification states it (the maintainers' cross-check; readers follow cites)
     since: str | None  # first level (LEVELS or LATER) at which the rule holds; None: at none of them
     until: str | None  # first level at which it no longer holds, or None
     kind: str  # "rule" | "derived" | "gap" | "unconfirmed" | "invariant" | "later"
@@ -147,7 +147,7 @@ _LL = "include/linux/local_lock_internal.h"
 # --- the registry -----------------------------------------------------------------------------------
 
 RULES: tuple[Rule, ...] = (
-    # ---- patch 1: try_alloc_pages() (spec 2.5) ----
+    # ---- patch 1: try_alloc_pages() (v6 1/6; mainline 97769a53f117) ----
     Rule(
         id="R1.1",
         statement=(
@@ -394,7 +394,7 @@ RULES: tuple[Rule, ...] = (
         kind="rule",
         cites=_P1 + (f"{_SD}: stack_depot_save_flags()",),
     ),
-    # ---- patch 2: free_pages_nolock() (spec 3.5) ----
+    # ---- patch 2: free_pages_nolock() (v6 2/6; mainline 8c57b687e833) ----
     Rule(
         id="R2.1",
         statement=(
@@ -584,7 +584,7 @@ RULES: tuple[Rule, ...] = (
         kind="gap",
         cites=_P2 + _DEBUG_CHECKS + (f"{_PA}: free_pages_prepare()",),
     ),
-    # ---- patch 3: local_trylock_t (spec 4.5); v6 design, replaced in v7-v9, back in 6.15-rc2 ----
+    # ---- patch 3: local_trylock_t (v6 3/6); v6 design, replaced in v7-v9, back in 6.15-rc2 (51339d99c013) ----
     Rule(
         id="R3.1",
         statement=(
@@ -661,7 +661,7 @@ RULES: tuple[Rule, ...] = (
         kind="rule",
         cites=_P3 + (f"{_LL}: local_unlock_irqrestore()",),
     ),
-    # ---- patch 4: memcg stock_lock trylock (spec 5.5; file order R4.7, R4.9, R4.10, R4.8) ----
+    # ---- patch 4: memcg stock_lock trylock (v6 4/6; mainline 01d37228d331; file order R4.7, R4.9, R4.10, R4.8) ----
     Rule(
         id="R4.1",
         statement=(
@@ -771,7 +771,7 @@ RULES: tuple[Rule, ...] = (
         id="R4.10",
         statement=(
             "Gap in v6: the memcg statistics updated by kmem charge and uncharge (MEMCG_KMEM and the rstat "
-            "updated-tracking) are not NMI-safe. The May 2025 NMI-safe memcg series (9.13a) addresses it; "
+            "updated-tracking) are not NMI-safe. Shakeel Butt's May 2025 NMI-safe memcg series addresses it; "
             "model's reading: it landed in 6.16 (mainline ids unconfirmed)."
         ),
         section="5.5",
@@ -793,7 +793,7 @@ RULES: tuple[Rule, ...] = (
         kind="derived",
         cites=_P4 + (f"{_MC}: refill_stock()",),
     ),
-    # ---- patch 5: memcg in try_alloc_pages (spec 6.4) ----
+    # ---- patch 5: memcg in try_alloc_pages (v6 5/6; mainline e8d78dbd0199) ----
     Rule(
         id="R5.1",
         statement=(
@@ -871,7 +871,7 @@ RULES: tuple[Rule, ...] = (
         kind="rule",
         cites=_P5 + (f"{_PA}: free_pages_prepare()", f"{_MC}: __memcg_kmem_uncharge_page()"),
     ),
-    # ---- patch 6: bpf_map_alloc_pages (spec 7.3) ----
+    # ---- patch 6: bpf_map_alloc_pages (v6 6/6; mainline c9eb8102e21e) ----
     Rule(
         id="R6.1",
         statement=(
@@ -928,7 +928,7 @@ RULES: tuple[Rule, ...] = (
             "Arena code outside bpf_map_alloc_pages is untouched: it still holds the arena->lock mutex, gets "
             "its pointer array from kvcalloc with GFP_KERNEL, frees with __free_page, and the arena kfuncs "
             "stay KF_SLEEPABLE. So bpf_arena_alloc_pages is still unusable from non-sleepable context "
-            "(derived; the later arena rework of 9.15 is not tracked here)."
+            "(derived; the later rework making the arena kfuncs usable from any context is not tracked here)."
         ),
         section="7.3",
         since="6",
@@ -948,7 +948,7 @@ RULES: tuple[Rule, ...] = (
         kind="derived",
         cites=_P6 + ("kernel/bpf/arena.c: arena_vm_fault()",),
     ),
-    # ---- the __GFP_COMP thread on the v6 cover letter (spec 8) ----
+    # ---- the __GFP_COMP thread on the v6 cover letter (20250124035655.78899-1) ----
     Rule(
         id="R8.1",
         statement=(
@@ -975,7 +975,7 @@ RULES: tuple[Rule, ...] = (
         kind="rule",
         cites=_C6 + _GFP_COMP_THREAD + (f"{_PA}: ___free_pages()",),
     ),
-    # ---- after v6 (spec 9) ----
+    # ---- after v6: v7-v9, the 6.15 merge (aa918db707fb) and its fixes, later kernels ----
     Rule(
         id="S9.1.1",
         statement=(
@@ -1244,7 +1244,7 @@ RULES: tuple[Rule, ...] = (
             "page_owner skips inserting into its per-stack list (the step that kmallocs and takes "
             "stack_list_lock) for allocations whose mask forbids spinning, while still storing the stack "
             "handle in page_ext. The fix appears in the 6.18-rc3 shortlog, so it holds from 6.18 (model's "
-            "reading; its mainline id is unconfirmed in the spec)."
+            "reading; its mainline id is unconfirmed)."
         ),
         section="9.13",
         since="6.18",
@@ -1293,7 +1293,7 @@ RULES: tuple[Rule, ...] = (
         cites=_INFLIGHT + (f"{_PA}: free_one_page()",),
         versions="proposed 2026-07 (Brendan Jackman, alloc-nolock-fixes)",
     ),
-    # ---- invariants (spec 11) ----
+    # ---- invariants: what the model keeps true on every run, derived from the rules above ----
     Rule(
         id="I1",
         statement=(

@@ -13,8 +13,8 @@ After ``include/linux/local_lock_internal.h``:
 In C the lock is a member of a per-CPU struct and ``this_cpu_ptr`` picks the instance; here one
 ``local_lock_t`` object holds the per-CPU state and the functions pick the running CPU's.
 
-Patch 3 of the series (v6 3/6, 20250124035655.78899-4-alexei.starovoitov@gmail.com; spec 4, R3.1-R3.6,
-I5) adds :class:`local_trylock_t` and :func:`local_trylock_irqsave`:
+Patch 3 of the series (v6 3/6, 20250124035655.78899-4-alexei.starovoitov@gmail.com; R3.1-R3.6, I5)
+adds :class:`local_trylock_t` and :func:`local_trylock_irqsave`:
 
 * !PREEMPT_RT: the type is a ``local_lock_t`` with one more per-CPU word, ``active``.
   ``local_lock_irqsave`` on it sets the flag (lockdep asserts it was 0) and ``local_unlock_irqrestore``

@@ -3,11 +3,14 @@
 * ``raw_spinlock_t`` always spins, with preemption disabled.
 * ``spinlock_t`` spins the same way on !PREEMPT_RT.  On PREEMPT_RT it is a sleeping lock (an
   rt_mutex): taking it in NMI or hard-IRQ context, with interrupts or preemption disabled, is an
-  invalid context; so is ``spin_trylock`` in NMI or hard-IRQ (it would make the interrupted task look
-  like the owner, see spec 0.1); and the ``_irqsave`` variants leave interrupts enabled.
+  invalid context; so is ``spin_trylock`` in NMI or hard-IRQ (it takes the rt_mutex's inner raw lock,
+  unsafe in NMI, and from hard-IRQ it would make the interrupted task look like the lock's owner, as
+  the comment in ``try_alloc_pages_noprof`` explains, 97769a53f117); and the ``_irqsave`` variants
+  leave interrupts enabled.
 * On a uniprocessor kernel (``smp=False``) the lock word is compiled away: taking a lock never waits
-  and ``spin_trylock`` always succeeds, so two contexts can end up inside one critical section (the
-  latent hazard of spec 9.11), which the ``percpu`` detector reports.
+  and ``spin_trylock`` always succeeds, so two contexts can end up inside one critical section (a
+  latent hazard of the series; 620b46ed6ae1 made the allocation side bail out in NMI on UP, S9.11.1),
+  which the ``percpu`` detector reports.
 
 Every acquire, try and release first announces itself to the scheduler (``point``), then acts.
 A context that spins on a lock held lower on its own CPU's stack can never get it: that is reported
