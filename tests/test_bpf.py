@@ -2,6 +2,8 @@
 import pytest
 
 from tryalloc import DeadlockError, Kernel, Scripted, When, explore
+from tryalloc.book.bpf_scenarios import map_alloc_pages
+from tryalloc.bpf import syscall
 from tryalloc.bpf.arena import (
     BPF_F_MMAPABLE,
     BPF_F_SEGV_ON_FAULT,
@@ -14,7 +16,7 @@ from tryalloc.bpf.arena import (
     bpf_arena_free_pages,
 )
 from tryalloc.bpf.prog import bpf_prog_attach_perf_event, bpf_prog_attach_tracepoint
-from tryalloc.bpf.syscall import BPF_MAP_TYPE_ARRAY, bpf_map_alloc_pages, bpf_map_init_from_attr
+from tryalloc.bpf.syscall import BPF_MAP_TYPE_ARRAY, bpf_map_init_from_attr
 from tryalloc.errors import InvalidArgumentError, InvalidContextError, PerCpuCorruptionError
 from tryalloc.include.gfp import __GFP_ZERO, GFP_ATOMIC, GFP_KERNEL, GFP_KERNEL_ACCOUNT
 from tryalloc.kernel.locking import spin_lock_irqsave, spin_unlock_irqrestore
@@ -60,7 +62,7 @@ def test_map_pages_are_charged_to_the_maps_memcg_and_the_caller_memcg_is_restore
 
     def task():
         set_active_memcg(b)
-        ret = bpf_map_alloc_pages(m, GFP_KERNEL | __GFP_ZERO, NUMA_NO_NODE, 3, pages)
+        ret = map_alloc_pages(syscall, m, GFP_KERNEL | __GFP_ZERO, NUMA_NO_NODE, 3, pages)
         return ret, k.cpus[0].task.active_memcg
 
     assert k.call(task) == (0, b)
@@ -77,7 +79,7 @@ def test_map_pages_are_charged_to_the_maps_memcg_and_the_caller_memcg_is_restore
 def test_a_map_of_the_root_memcg_charges_nothing(k):
     m = array_map(k, None)
     pages = [None]
-    assert k.call(bpf_map_alloc_pages, m, GFP_KERNEL, 0, 1, pages) == 0
+    assert k.call(map_alloc_pages, syscall, m, GFP_KERNEL, 0, 1, pages) == 0
     assert pages[0].memcg_data == 0 and k.memcg.root_mem_cgroup.memory.usage == 0
 
 
@@ -85,7 +87,7 @@ def test_map_allocation_is_all_or_nothing_and_leaks_nothing(k):
     a = mem_cgroup_create(k, "a", max=3)
     m = array_map(k, a)
     pages = [None] * 5
-    assert k.call(bpf_map_alloc_pages, m, GFP_KERNEL, NUMA_NO_NODE, 5, pages) == -ENOMEM
+    assert k.call(map_alloc_pages, syscall, m, GFP_KERNEL, NUMA_NO_NODE, 5, pages) == -ENOMEM
     assert pages == [None] * 5 and allocated(k) == 0 and a.kmem == 0
     assert a.memory_events["max"] == 1  # the fourth page's charge hit memory.max
     books(k)
@@ -96,11 +98,11 @@ def test_map_allocation_is_all_or_nothing_and_leaks_nothing(k):
 def test_bad_map_arguments_are_refused_before_anything_is_allocated(k):
     m = array_map(k, mem_cgroup_create(k, "a"))
     with pytest.raises(InvalidArgumentError, match="no node 3"):
-        k.call(bpf_map_alloc_pages, m, GFP_KERNEL, 3, 1, [None])
+        k.call(map_alloc_pages, syscall, m, GFP_KERNEL, 3, 1, [None])
     with pytest.raises(InvalidArgumentError, match="room for 2"):
-        k.call(bpf_map_alloc_pages, m, GFP_KERNEL, 0, 2, [None])
+        k.call(map_alloc_pages, syscall, m, GFP_KERNEL, 0, 2, [None])
     with pytest.raises(InvalidArgumentError, match="another machine"):
-        k.call(bpf_map_alloc_pages, array_map(Kernel(), None), GFP_KERNEL, 0, 1, [None])
+        k.call(map_alloc_pages, syscall, array_map(Kernel(), None), GFP_KERNEL, 0, 1, [None])
     with pytest.raises(InvalidArgumentError, match="max_entries"):
         bpf_map_init_from_attr(k, BPF_MAP_TYPE_ARRAY, -1)
     assert allocated(k) == 0 and k.cpus[0].task.active_memcg is None
@@ -257,16 +259,18 @@ def test_attaching_bad_programs_is_refused(k):
     assert k.tracepoints["mm_page_alloc"] == []
 
 
+@pytest.mark.levels(until="6")
 def test_a_perf_nmi_program_filling_its_map_while_the_task_charges_corrupts_the_memcg_stock():
     """The memcg half of the problem (spec 0.1): the task is inside stock_lock charging its own
     allocation when the NMI's program allocates map pages and charges them too.  Both take their
     page from the buddy lists here, so lockdep (set to warn) also flags the NMI's zone->lock -- where
     that is a blocking acquire: at levels 1..6 ordinary callers try the lock first (R1.16), and an
-    uncontended trylock in NMI is no lockdep violation."""
+    uncontended trylock in NMI is no lockdep violation.  From patch 6 the NMI's map allocation goes
+    through try_alloc_pages, whose charge only tries the stock lock: no corruption (see test_patch6)."""
     k = Kernel(nr_cpus=2, pages_per_node=1024, detectors={"lockdep": "warn"})
     task_set_memcg(k, 0, mem_cgroup_create(k, "task"))
     m = array_map(k, mem_cgroup_create(k, "map"))
-    bpf_prog_attach_perf_event(k, 0, lambda ctx: bpf_map_alloc_pages(m, GFP_ATOMIC, NUMA_NO_NODE, 1, [None]))
+    bpf_prog_attach_perf_event(k, 0, lambda ctx: map_alloc_pages(syscall, m, GFP_ATOMIC, NUMA_NO_NODE, 1, [None]))
     k.spawn(0, lambda: alloc_pages(GFP_KERNEL_ACCOUNT, 0))
     with pytest.raises(PerCpuCorruptionError, match="CPU0/nmi and CPU0/task0 both inside memcg_stock.stock_lock"):
         k.run(Scripted(When(cpu=0, op="acquired", obj=STOCK_LOCK, inject="nmi")))
@@ -279,7 +283,7 @@ def test_the_same_program_firing_outside_the_stock_lock_charges_both_memcgs(k):
     task_set_memcg(k, 0, own)
     m = array_map(k, mem_cgroup_create(k, "map"))
     got = [None]
-    bpf_prog_attach_perf_event(k, 0, lambda ctx: bpf_map_alloc_pages(m, GFP_ATOMIC, NUMA_NO_NODE, 1, got))
+    bpf_prog_attach_perf_event(k, 0, lambda ctx: map_alloc_pages(syscall, m, GFP_ATOMIC, NUMA_NO_NODE, 1, got))
     k.spawn(0, lambda: alloc_pages(GFP_KERNEL_ACCOUNT, 0))
     res = k.run(Scripted(When(cpu=0, op="start", inject="nmi")))
     assert res.results[0].memcg_data == own.objcg.id | MEMCG_DATA_KMEM

@@ -24,7 +24,8 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from ..errors import InvalidArgumentError, LockUsageError
-from ..include.gfp import __GFP_ZERO, GFP_KERNEL
+
+#~ from ..include.gfp import __GFP_ZERO, GFP_KERNEL  # @until 6
 from ..kernel.preempt import might_sleep
 from ..kernel.sched import declare_ops, event, point, running, wait_for
 from ..mm.page import page_ref_inc, put_page_testzero
@@ -213,7 +214,8 @@ def arena_alloc_pages(arena: bpf_arena, uaddr: int, page_cnt: int, node_id: int)
             if pgoff < 0:
                 return 0
         range_tree_clear(arena.rt, pgoff, page_cnt)
-        if bpf_map_alloc_pages(arena.map, GFP_KERNEL | __GFP_ZERO, node_id, page_cnt, pages):
+        #~ if bpf_map_alloc_pages(arena.map, GFP_KERNEL | __GFP_ZERO, node_id, page_cnt, pages):  # @until 6
+        if bpf_map_alloc_pages(arena.map, node_id, page_cnt, pages):  # @since 6
             range_tree_set(arena.rt, pgoff, page_cnt)
             return 0
         for i, page in enumerate(pages):  # vm_area_map_pages
@@ -274,7 +276,8 @@ def arena_vm_fault(arena: bpf_arena, addr: int):
                 return VM_FAULT_SIGSEGV
             range_tree_clear(arena.rt, pgoff, 1)
             got = [None]
-            if bpf_map_alloc_pages(arena.map, GFP_KERNEL | __GFP_ZERO, NUMA_NO_NODE, 1, got):
+            #~ if bpf_map_alloc_pages(arena.map, GFP_KERNEL | __GFP_ZERO, NUMA_NO_NODE, 1, got):  # @until 6
+            if bpf_map_alloc_pages(arena.map, NUMA_NO_NODE, 1, got):  # @since 6
                 range_tree_set(arena.rt, pgoff, 1)
                 return VM_FAULT_SIGSEGV
             page = arena.kern_vm[pgoff] = got[0]

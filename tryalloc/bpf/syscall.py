@@ -3,18 +3,25 @@
 A map remembers the memcg of whoever created it (``bpf_map_save_memcg``: it keeps that memcg's objcg,
 so if the memcg is later removed the map's charges go to the parent, as the objcg is reparented).
 :func:`bpf_map_alloc_pages` charges every page it allocates to that memcg by making it the active
-memcg around the allocations (``set_active_memcg``).  Patch 6 of the series drops its ``gfp`` argument and picks
-``try_alloc_pages`` in atomic contexts (c9eb8102e21e; R6.1-R6.6); this is the version before.
+memcg around the allocations (``set_active_memcg``).  Patch 6 of the series (v6 6/6, mainline
+c9eb8102e21e, unchanged in 6.15) drops its ``gfp`` argument: :func:`__bpf_alloc_page` picks the
+sleeping allocator where :func:`can_alloc_pages` says the context may sleep and ``try_alloc_pages``
+everywhere else, and a failed call gives its pages back with ``free_pages_nolock`` (R6.1-R6.4).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..errors import InvalidArgumentError
-from ..include.gfp import __GFP_ACCOUNT, check_gfp
+
+#~ from ..include.gfp import __GFP_ACCOUNT, check_gfp  # @until 6
+from ..include.gfp import __GFP_ACCOUNT, __GFP_NOWARN, __GFP_ZERO, GFP_KERNEL  # @since 6
+from ..kernel.preempt import irqs_disabled, preempt_count  # @since 6
 from ..kernel.sched import running
 from ..mm.memcontrol import ENOMEM, __get_obj_cgroup_from_memcg, memcg_check_usable, set_active_memcg
-from ..mm.page_alloc import NUMA_NO_NODE, __free_page, alloc_pages_node
+
+#~ from ..mm.page_alloc import NUMA_NO_NODE, __free_page, alloc_pages_node  # @until 6
+from ..mm.page_alloc import NUMA_NO_NODE, alloc_pages_node, free_pages_nolock, try_alloc_pages  # @since 6
 
 #: The map types the model has (``enum bpf_map_type``, by name).
 BPF_MAP_TYPE_ARRAY = "array"
@@ -60,17 +67,44 @@ def bpf_map_get_memcg(map: bpf_map):
     return map.kernel.memcg.root_mem_cgroup
 
 
-def bpf_map_alloc_pages(map: bpf_map, gfp: int, nid: int, nr_pages: int, pages: list) -> int:
+# @since 6
+def can_alloc_pages() -> bool:
+    """May this context use the sleeping allocator (``can_alloc_pages``, patch 6)?
+
+    True only with a zero ``preempt_count()`` (task context, no softirq, hard-IRQ or NMI, preemption
+    and bottom halves enabled), interrupts on and ``CONFIG_PREEMPT_RT`` off (R6.1, R6.2).  The model
+    always has ``CONFIG_PREEMPT_COUNT``; a kernel without it reads 0 even under a spinlock, where the
+    answer would be wrong (the caveat of R6.1).
+    """
+    return preempt_count() == 0 and not irqs_disabled() and not running().kernel.config.preempt_rt
+
+
+def __bpf_alloc_page(nid: int):
+    """One zeroed, memcg-accounted, order-0 page that warns on no failure (``__bpf_alloc_page``,
+    R6.3): ``try_alloc_pages`` where :func:`can_alloc_pages` is false, else ``alloc_pages_node`` with
+    ``GFP_KERNEL | __GFP_ZERO | __GFP_ACCOUNT | __GFP_NOWARN``.  ``try_alloc_pages`` zeroes, adds
+    ``__GFP_NOWARN`` and charges the active memcg itself (patches 1 and 5)."""
+    if not can_alloc_pages():
+        return try_alloc_pages(nid, 0)
+    return alloc_pages_node(nid, GFP_KERNEL | __GFP_ZERO | __GFP_ACCOUNT | __GFP_NOWARN, 0)
+# @end
+
+
+#~ def bpf_map_alloc_pages(map: bpf_map, gfp: int, nid: int, nr_pages: int, pages: list) -> int:  # @until 6
+def bpf_map_alloc_pages(map: bpf_map, nid: int, nr_pages: int, pages: list) -> int:  # @since 6
     """Allocate ``nr_pages`` order-0 pages charged to the map's memcg into ``pages[0:nr_pages]``.
 
-    ``kernel/bpf/syscall.c: bpf_map_alloc_pages`` (v6.13): with the map's memcg active, each page is
-    ``alloc_pages_node(nid, gfp | __GFP_ACCOUNT, 0)``; at the first failure the pages allocated so far
-    are freed with ``__free_page`` and the result is ``-ENOMEM`` (all or nothing).  Returns 0.
-    ``pages`` is the caller's array: a list with room for ``nr_pages``; on failure the model resets
-    the slots it wrote to ``None`` (the kernel leaves the freed pointers there).  Bad arguments raise
-    :class:`~tryalloc.errors.InvalidArgumentError` before anything is allocated.
+    ``kernel/bpf/syscall.c: bpf_map_alloc_pages``.  With the map's memcg active, each page comes
+    from the allocator; at the first failure the pages allocated so far are freed and the result is
+    ``-ENOMEM`` (all or nothing).  Returns 0.  Before patch 6 the caller passes ``gfp`` and each page
+    is ``alloc_pages_node(nid, gfp | __GFP_ACCOUNT, 0)``, freed with ``__free_page``; from patch 6
+    each page is :func:`__bpf_alloc_page` and a failure frees with ``free_pages_nolock`` (R6.4), so
+    the call is safe in any context.  ``pages`` is the caller's array: a list with room for
+    ``nr_pages``; on failure the model resets the slots it wrote to ``None`` (the kernel leaves the
+    freed pointers there).  Bad arguments raise :class:`~tryalloc.errors.InvalidArgumentError` before
+    anything is allocated.
     """
-    check_gfp(gfp)
+    #~ check_gfp(gfp)  # @until 6
     kernel = running().kernel
     if map.kernel is not kernel:
         raise InvalidArgumentError(f"bpf_map_alloc_pages: {map!r} belongs to another machine")
@@ -86,12 +120,14 @@ def bpf_map_alloc_pages(map: bpf_map, gfp: int, nid: int, nr_pages: int, pages: 
     old_memcg = set_active_memcg(memcg)
     ret = 0
     for i in range(nr_pages):
-        pg = alloc_pages_node(nid, gfp | __GFP_ACCOUNT, 0)
+        #~ pg = alloc_pages_node(nid, gfp | __GFP_ACCOUNT, 0)  # @until 6
+        pg = __bpf_alloc_page(nid)  # @since 6
         if pg is not None:
             pages[i] = pg
             continue
         for j in range(i):
-            __free_page(pages[j])
+            #~ __free_page(pages[j])  # @until 6
+            free_pages_nolock(pages[j], 0)  # @since 6
             pages[j] = None
         ret = -ENOMEM
         break

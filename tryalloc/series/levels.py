@@ -1,11 +1,11 @@
 """The series as levels: the package as of any step of the patch series, generated from one source.
 
 Level ``0`` is the baseline kernel (about v6.13), levels ``1``..``6`` apply the v6 patches in order, and
-``6.15`` is the series as merged with its early fixes (:data:`tryalloc.series.rules.LEVELS`).  So far the model
-carries patches 1 to 5 (``try_alloc_pages``, ``free_pages_nolock``, ``local_trylock_t``, the memcg
-stock under a trylock, memcg in ``try_alloc_pages``) and the 6.15 fixes to their code (the polarity
-fix, no second trylock, ``consume_stock`` trying only when it may not spin); patch 6 (BPF) is still to
-come, so level 6 equals level 5 for now.  The package you
+``6.15`` is the series as merged with its early fixes (:data:`tryalloc.series.rules.LEVELS`).  The model
+carries the whole v6 series (``try_alloc_pages``, ``free_pages_nolock``, ``local_trylock_t``, the memcg
+stock under a trylock, memcg in ``try_alloc_pages``, ``bpf_map_alloc_pages`` through
+``try_alloc_pages``) and the 6.15 fixes to its code (the polarity fix, no second trylock,
+``consume_stock`` trying only when it may not spin); 6.15 merged patch 6 as v6 had it.  The package you
 import is the last level; code that a patch added or replaced carries *level markers* (after the
 craftinginterpreters tool chain, which keeps every snapshot of the book's interpreters in one annotated
 source):
