@@ -444,6 +444,7 @@ def test_fault_injection_fails_then_recovers():
     check_invariants(k)
 
 
+@pytest.mark.rule("I2")
 def test_invariants_after_random_alloc_free_sequences():
     """I2: buddy + pcp + allocated = total after every step of seeded random sequences."""
     for seed in range(4):
@@ -480,6 +481,7 @@ def test_check_invariants_catches_a_lost_page():
         check_invariants(k)
 
 
+@pytest.mark.rule("I2")
 def test_explore_two_cpus_alloc_free_keeps_invariants():
     """I2 over every schedule (preemption bound 2) of two CPUs allocating and freeing on a small zone."""
     def build():
