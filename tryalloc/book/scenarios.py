@@ -99,13 +99,7 @@ def nmi_program_on_lock(L, *, task_order: int = 0, program_order: int = 0, op: s
     alloc = program_alloc(L, program_order)
     L.bpf.prog.bpf_prog_attach_perf_event(k, 0, lambda ctx: got.append(alloc()))
     k.spawn(0, lambda: L.mm.page_alloc.alloc_pages(L.include.gfp.GFP_KERNEL, task_order))
-    title = ""
-    try:
-        k.run(L.Scripted(L.When(cpu=0, op=op, obj=lock, inject="nmi")))
-    except L.KernelReport as report:
-        title, events = report.title, tuple(report.events)
-    else:
-        events = tuple(k.events)
+    title, events = _run_with_nmi_at(L, k, op, lock)
     program_got = "" if not got else ("NULL" if got[0] is None else "a page")
     return NmiOutcome(title, program_got, program_lock_ops(events), events)
 
@@ -142,7 +136,7 @@ def nmi_free_on_lock(L, free, *, free_order: int = 4, task_order: int = 4, op: s
     ``op`` on ``lock`` frees a block of ``free_order`` allocated beforehand, with ``free`` (a function
     of the level, such as ``L.mm.page_alloc.free_pages_nolock``).  One CPU, 256 pages, watermarks 0.
 
-    A point the task never reaches raises :class:`~tryalloc.errors.InvalidArgumentError`.
+    A point the task never reaches raises the machine's :class:`~tryalloc.errors.TriggerError`.
     """
     A, G = L.mm.page_alloc, L.include.gfp
     k = L.Kernel(nr_cpus=1, pages_per_node=256, max_order=5, pageblock_order=5, memcg=False,
@@ -152,14 +146,19 @@ def nmi_free_on_lock(L, free, *, free_order: int = 4, task_order: int = 4, op: s
     k.call(A.drain_all_pages)
     k.spawn(0, lambda: A.alloc_pages(G.GFP_KERNEL, task_order))
     k.on_interrupt(0, "nmi", lambda: free(victim, free_order))
-    title = ""
+    title, events = _run_with_nmi_at(L, k, op, lock)
+    return NmiFreeOutcome(title, _context_lock_ops(events, "nmi"))
+
+
+
+def _run_with_nmi_at(L, k, op: str, lock: str) -> tuple[str, tuple]:
+    """Run ``k`` with CPU 0's NMI delivered the first time its task announces ``op`` on ``lock``:
+    ``(the report's title or "", the events)``; a kernel-style report ends the run, not raised."""
     try:
         k.run(L.Scripted(L.When(cpu=0, op=op, obj=lock, inject="nmi")))
     except L.KernelReport as report:
-        title, events = report.title, tuple(report.events)
-    else:
-        events = tuple(k.events)
-    return NmiFreeOutcome(title, _context_lock_ops(events, "nmi"))
+        return report.title, tuple(report.events)
+    return "", tuple(k.events)
 
 
 def _context_lock_ops(events, suffix: str) -> tuple[tuple[str, str], ...]:
