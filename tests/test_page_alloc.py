@@ -289,13 +289,21 @@ def test_a_fallback_fires_extfrag_not_zone_locked():
     check_invariants(k)
 
 
-def test_a_run_of_frees_returns_high_minus_batch_and_keeps_batch():
-    """v6.7+ nr_pcp_free: clamp(free_count, batch, high - batch) pages per bulk free."""
+
+def _eight_pages_out_and_an_empty_pcp():
+    """A one-CPU machine whose pcp has high 8 and batch 2, eight order-0 pages allocated and the
+    list drained: ``(kernel, pcp, pages)``."""
     k = small(nr_cpus=1)
     pcp = k.zones[0].pcp(0)
     A.pageset_update(pcp, 8, 8, 2)
     pages = [k.call(A.alloc_pages, G.GFP_KERNEL, 0) for _ in range(8)]
     k.call(A.drain_local_pages)
+    return k, pcp, pages
+
+
+def test_a_run_of_frees_returns_high_minus_batch_and_keeps_batch():
+    """v6.7+ nr_pcp_free: clamp(free_count, batch, high - batch) pages per bulk free."""
+    k, pcp, pages = _eight_pages_out_and_an_empty_pcp()
     assert pcp.count == 0 and pcp.free_count == 0
     counts = []
     for page in pages:
@@ -306,11 +314,7 @@ def test_a_run_of_frees_returns_high_minus_batch_and_keeps_batch():
 
 
 def test_free_count_sizes_the_bulk_free_and_an_allocation_halves_it():
-    k = small(nr_cpus=1)
-    pcp = k.zones[0].pcp(0)
-    A.pageset_update(pcp, 8, 8, 2)
-    pages = [k.call(A.alloc_pages, G.GFP_KERNEL, 0) for _ in range(8)]
-    k.call(A.drain_local_pages)
+    k, pcp, pages = _eight_pages_out_and_an_empty_pcp()
     for page in pages[:7]:
         k.call(A.__free_pages, page, 0)
     assert pcp.free_count == 7
