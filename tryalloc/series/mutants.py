@@ -92,7 +92,9 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         citation=("f90b474a35744b5d43009e4fab232e74a3024cae", "20250310124017.187-1-alexei.starovoitov@gmail.com"),
         level="6.15",
-        tests=(_P1_TESTS + "test_polarity_is_fixed_at_6_15_whatever_the_switch",),
+        tests=(_P1_TESTS + "test_polarity_is_fixed_at_6_15_whatever_the_switch",
+               "tests/test_polarity.py::"
+               "test_fixed_ordinary_charges_refill_the_stock_and_a_try_alloc_pages_charge_takes_exactly_nr"),
     ),
     Mutant(
         name="missing-refcount",
