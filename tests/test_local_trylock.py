@@ -168,5 +168,5 @@ def test_on_rt_local_trylock_is_a_migrate_disabled_per_cpu_spin_trylock():
     k.on_interrupt(0, "softirq", softirq)
     k.run(Scripted(When(cpu=0, op="acquired", obj=f"{NAME}[cpu0]", inject="softirq")))
     (before, ok, inside, owned), failed, restored = got
-    assert ok is True and owned and inside == (before[0], before[1], before[2] + 1)
+    assert ok is True and owned and inside[:2] == before[:2] and inside[2] > before[2]
     assert failed == (False, True) and restored is True

@@ -124,6 +124,8 @@ _TABLE: dict[str, tuple[str, tuple[str, ...]]] = {
     "spin_trylock": ("include/linux/spinlock.h", _BOTH),
     "do_raw_spin_trylock": ("include/linux/spinlock.h", _BOTH),
     "local_lock_irqsave": ("include/linux/local_lock.h", _BOTH),
+    "local_trylock": ("include/linux/local_lock.h", _NEW),
+    "local_trylock_init": ("include/linux/local_lock.h", _NEW),
     "in_nmi": ("include/linux/preempt.h", _BOTH),
     "in_hardirq": ("include/linux/preempt.h", _BOTH),
     "preempt_count": ("include/asm-generic/preempt.h", _BOTH),

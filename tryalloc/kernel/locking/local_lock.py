@@ -30,6 +30,11 @@ In v6 only the irqsave pair maintains ``active`` (``local_lock`` does not, so a 
 invisible to the trylock).  From 6.15 (51339d99c013, S9.4.1) every variant the model has
 (``local_lock``, ``local_lock_irqsave`` and their unlocks) maintains it; the kernel renamed the word
 ``acquired``, the model keeps ``active``.
+
+6.15 (51339d99c013, S9.4.2) also has :func:`local_trylock`, the trylock that disables preemption
+only (success exactly when the irqsave form's would succeed; released with :func:`local_unlock`), and
+:func:`local_trylock_init`.  On !RT both refuse a plain ``local_lock_t`` as the irqsave trylock does;
+on RT, where the two types are one, both accept it.
 """
 from __future__ import annotations
 
@@ -48,6 +53,7 @@ from .spinlock import (
 
 declare_ops("local_lock", "local_unlock", "local_lock_irqsave", "local_unlock_irqrestore")
 declare_ops("local_trylock_irqsave")  # @since 3
+declare_ops("local_trylock")  # @since 6.15
 
 
 class local_lock_t:
@@ -151,6 +157,46 @@ def local_lock_irqsave(lock: local_lock_t) -> IrqFlags:
 
 
 # @since 3
+def _rt_trylock(lock: local_lock_t, op: str) -> bool:
+    """RT's trylock of either form: fail at once in NMI or hard-IRQ, else disable migration and
+    trylock this CPU's spinlock_t (migration enabled again on failure)."""
+    cpu = running().cpu
+    if cpu.preempt_count & (NMI_MASK | HARDIRQ_MASK):
+        event("trylock-failed", lock)
+        return False
+    cpu.migrate_disabled += 1
+    if not _trylock(lock._rt_lock[cpu.id], op):
+        cpu.migrate_disabled -= 1
+        return False
+    lock._holder[cpu.id] = cpu.stack[-1]
+    return True
+
+
+def _check_trylock_type(lock, op: str) -> None:
+    if not isinstance(lock, local_trylock_t):  # _Generic picks no branch for a local_lock_t in C
+        raise LockUsageError(f"{op}({getattr(lock, 'name', lock)!r}): not a local_trylock_t. "
+                             "In C this does not compile: a plain local_lock_t has no active flag to test, "
+                             "so on !PREEMPT_RT only a local_trylock_t can be trylocked")
+
+
+def _trylock_enter(lock: local_trylock_t, op: str) -> None:
+    """!RT, the flag was clear: this context is inside; lockdep records a *try* acquisition."""
+    run = running()
+    cpu = run.cpu
+    ctx = cpu.stack[-1]
+    inside = lock._holder[cpu.id]
+    if inside is not None:  # entered with local_lock(), which in v6 leaves the flag alone (not from 6.15)
+        report_both_inside(run, ctx, inside, lock, op, "In v6 only the irqsave pair sets "
+                           "active on a local_trylock_t: a holder that used local_lock() is invisible to the "
+                           "trylock.", "PER-CPU DATA CORRUPTION")
+    lock.active[cpu.id] = 1
+    if run.lockdep:
+        run.kernel.lockdep.acquire(lock, ctx, trylock=True)
+    lock._holder[cpu.id] = ctx
+    ctx.held.append(lock)
+    event("acquired", lock)
+
+
 def local_trylock_irqsave(lock: local_trylock_t) -> IrqFlags | None:
     """Try to enter this CPU's section: the saved flags on success, ``None`` on failure (R3.1-R3.5).
 
@@ -163,38 +209,61 @@ def local_trylock_irqsave(lock: local_trylock_t) -> IrqFlags | None:
     run = running()
     cpu = run.cpu
     if run.kernel.config.preempt_rt:
-        if cpu.preempt_count & (NMI_MASK | HARDIRQ_MASK):
-            event("trylock-failed", lock)
-            return None
-        cpu.migrate_disabled += 1
-        if not _trylock(lock._rt_lock[cpu.id], "local_trylock_irqsave"):
-            cpu.migrate_disabled -= 1
-            return None
-        lock._holder[cpu.id] = cpu.stack[-1]
-        return cpu.saved_flags[False]
-    if not isinstance(lock, local_trylock_t):  # _Generic picks no branch for a local_lock_t in C
-        raise LockUsageError(f"local_trylock_irqsave({getattr(lock, 'name', lock)!r}): not a local_trylock_t. "
-                             "In C this does not compile: a plain local_lock_t has no active flag to test, "
-                             "so on !PREEMPT_RT only a local_trylock_t can be trylocked")
+        return cpu.saved_flags[False] if _rt_trylock(lock, "local_trylock_irqsave") else None
+    _check_trylock_type(lock, "local_trylock_irqsave")
     flags = local_irq_save()
     point("local_trylock_irqsave", lock, (TRYLOCK, lock))
     if lock.active[cpu.id]:
         local_irq_restore(flags)
         event("trylock-failed", lock)
         return None
-    ctx = cpu.stack[-1]
-    inside = lock._holder[cpu.id]
-    if inside is not None:  # entered with local_lock(), which in v6 leaves the flag alone (not from 6.15)
-        report_both_inside(run, ctx, inside, lock, "local_trylock_irqsave", "In v6 only the irqsave pair sets "
-                           "active on a local_trylock_t: a holder that used local_lock() is invisible to the "
-                           "trylock.", "PER-CPU DATA CORRUPTION")
-    lock.active[cpu.id] = 1
-    if run.lockdep:
-        run.kernel.lockdep.acquire(lock, ctx, trylock=True)
-    lock._holder[cpu.id] = ctx
-    ctx.held.append(lock)
-    event("acquired", lock)
+    _trylock_enter(lock, "local_trylock_irqsave")
     return flags
+
+
+# @end
+# @since 6.15
+def local_trylock(lock: local_trylock_t) -> bool:
+    """Try to enter this CPU's section with preemption disabled only (S9.4.2): True on success.
+
+    !RT: the preemption count is raised; if this CPU's ``active`` is set it is lowered again and the
+    trylock fails, else the flag is set, as :func:`local_trylock_irqsave` does with interrupts.
+    Interrupts stay as they were, so an interrupt may arrive inside and find the flag set.  RT:
+    the same per-CPU ``spin_trylock`` with migration disabled as the irqsave form (fails at once in
+    NMI or hard-IRQ).  Release with :func:`local_unlock`.
+    """
+    run = running()
+    cpu = run.cpu
+    if run.kernel.config.preempt_rt:
+        return _rt_trylock(lock, "local_trylock")
+    _check_trylock_type(lock, "local_trylock")
+    cpu.preempt_count += 1
+    point("local_trylock", lock, (TRYLOCK, lock))
+    if lock.active[cpu.id]:
+        cpu.preempt_count -= 1
+        event("trylock-failed", lock)
+        return False
+    _trylock_enter(lock, "local_trylock")
+    return True
+
+
+def local_trylock_init(lock: local_trylock_t) -> None:
+    """Initialise a ``local_trylock_t`` at run time (``local_trylock_init``, S9.4.2): every CPU's flag
+    clear and nobody inside.
+
+    The object is already initialised when constructed (``INIT_LOCAL_TRYLOCK``); this is the run-time
+    form for a lock in memory set up later.  !RT refuses a plain ``local_lock_t`` (it does not compile
+    in C).  A lock some CPU is inside is refused with nothing changed: the kernel's init runs
+    lockdep's ``debug_check_no_locks_freed``, which reports a held lock being reinitialised.
+    """
+    if not running().kernel.config.preempt_rt:
+        _check_trylock_type(lock, "local_trylock_init")
+    held_on = [f"CPU{i}" for i, c in enumerate(lock._holder) if c is not None]
+    if held_on:
+        raise LockUsageError(f"local_trylock_init({lock.name}): the lock is held on {', '.join(held_on)}; "
+                             "reinitialising a held lock loses its holder (lockdep: held lock freed)")
+    if isinstance(lock, local_trylock_t):
+        lock.active = [0] * len(lock.active)
 
 
 # @end
