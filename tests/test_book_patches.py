@@ -108,6 +108,7 @@ def test_rt_matrix_cells_are_what_the_model_does():
     free4 = rows["`free_pages_nolock` in NMI, order 4 (not pcp-allowed), on the `zone->lock` holder"]
     assert free4["RT"] == "InvalidContextError; spin_trylock_irqsave(zone->lock) in invalid context"
     assert set(rows["`local_trylock_irqsave` in NMI"].values()) == {"later (patch 3)"}
+    assert rows[matrix.BPF_ROW]["!RT SMP"] == rows[matrix.BPF_ROW]["!RT UP"] == "`alloc_pages_node`"
 
 
 def test_lock_trail_reads_a_contexts_lock_operations_from_the_log():

@@ -82,6 +82,10 @@ def test_the_context_table_at_level_6():
             assert cell["charged"] == (0 if refused else 1)
 
 
-def test_the_matrix_row_of_patch_6():
-    assert B.bpf_matrix_rows(tryalloc) == [
-        [B.MATRIX_ROW, "6", "`alloc_pages_node`", "`try_alloc_pages`", "`alloc_pages_node`"]]
+def test_the_matrix_row_of_patch_6_is_measured():
+    """The RT / !RT / UP matrix's BPF row, counted on the model: a plain task's bpf_map_alloc_pages
+    calls alloc_pages_node except on RT, where patch 6 sends it to try_alloc_pages."""
+    from tryalloc.book import matrix
+
+    assert matrix.matrix_row(tryalloc, matrix.BPF_ROW) == [
+        matrix.BPF_ROW, "`alloc_pages_node`", "`try_alloc_pages`", "`alloc_pages_node`"]

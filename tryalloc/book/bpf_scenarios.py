@@ -5,7 +5,6 @@ data that the chapter prints, glues and draws (:mod:`tryalloc.book.bpf_figures`)
 
 * :func:`map_alloc_pages`: ``bpf_map_alloc_pages`` called the way the level spells it;
 * :func:`can_alloc_table`: ``can_alloc_pages()`` and the allocator chosen, in every context, !RT and RT;
-  :func:`bpf_matrix_rows`, the row it adds to the RT / !RT / UP matrix;
 * :func:`chain_run`: allocator → tracepoint or perf NMI → BPF program → ``bpf_map_alloc_pages`` →
   allocator, and what the level makes of it;
 * :func:`fault_contention`: user-space faults on an arena while other CPUs contend for ``zone->lock``,
@@ -151,21 +150,6 @@ def can_alloc_table(L) -> dict[str, dict[str, dict]]:
             table[label][column] = _one_page(L, k, label)
             check_books(L, k)
     return table
-
-
-#: The RT / !RT / UP matrix's row that patch 6 adds (as :func:`~tryalloc.book.matrix.rt_matrix` names it).
-MATRIX_ROW = "BPF `bpf_map_alloc_pages` from process context"
-
-
-def bpf_matrix_rows(L) -> list[list[str]]:
-    """The matrix rows of patch 6 on ``L``, shaped like
-    :func:`~tryalloc.book.memcg_scenarios.memcg_matrix_rows` (``[situation, patch, cell per column
-    of COLUMNS]``): the allocator a plain task's ``bpf_map_alloc_pages`` called.  Empty before
-    patch 6, where the caller's gfp mask decides."""
-    if not has_patch6(L):
-        return []
-    table = can_alloc_table(L)
-    return [[MATRIX_ROW, "6", *(f"`{table['task'][col]['allocator']}`" for col in COLUMNS)]]
 
 
 def _outcome(err: Exception) -> str:

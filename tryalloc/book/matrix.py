@@ -3,15 +3,22 @@
 outcome the run shows."""
 from __future__ import annotations
 
+import contextlib
+
+from .bpf_scenarios import map_alloc_pages
 from .events import lock_trail
+from .memcg_scenarios import counting_calls
 
 #: The columns of the RT / !RT / UP matrix and the machine each one boots.
 MATRIX_MACHINES = {"!RT SMP": {"preempt_rt": False, "nr_cpus": 2},
                    "RT": {"preempt_rt": True, "nr_cpus": 2},
                    "!RT UP": {"smp": False, "nr_cpus": 1}}
 #: Rows of the matrix that belong to patches the model does not carry yet.
-MATRIX_LATER = {"`local_trylock_irqsave` in NMI": "later (patch 3)",
-                "BPF `bpf_map_alloc_pages` from process context": "later (patch 6)"}
+MATRIX_LATER = {"`local_trylock_irqsave` in NMI": "later (patch 3)"}
+#: The matrix's row for patch 6's change.
+BPF_ROW = "BPF `bpf_map_alloc_pages` from process context"
+#: The allocators a BPF map's page can come from (the names ``kernel/bpf/syscall.c`` calls).
+BPF_ALLOCATORS = ("alloc_pages_node", "try_alloc_pages")
 
 
 def _matrix_machine(pkg, column: str):
@@ -104,6 +111,18 @@ def _free_nolock_on_holder(order: int):
     return cell
 
 
+def _bpf_from_process_context(pkg, k):
+    """The allocator a plain task's ``bpf_map_alloc_pages`` of one page calls, counted on the level's
+    ``bpf/syscall``: before patch 6 the caller's mask (here ``GFP_KERNEL``) goes to
+    ``alloc_pages_node``; from patch 6 the context chooses (R6.1)."""
+    S = pkg.bpf.syscall
+    m = S.bpf_map_init_from_attr(k, S.BPF_MAP_TYPE_ARRAY, 1)
+    with contextlib.ExitStack() as stack:
+        calls = {name: stack.enter_context(counting_calls(S, name)) for name in BPF_ALLOCATORS if hasattr(S, name)}
+        k.call(map_alloc_pages, S, m, pkg.include.gfp.GFP_KERNEL, pkg.mm.page_alloc.NUMA_NO_NODE, 1, [None])
+    return ", ".join(f"`{name}`" for name, made in calls.items() if made)
+
+
 #: The situations of the matrix the model runs, in the table's order: each a function of the level's
 #: package and a booted machine returning the cell's text.
 MATRIX_SITUATIONS = {
@@ -114,7 +133,15 @@ MATRIX_SITUATIONS = {
     "`zone->lock` holder": _zone_lock_holder,
     "`free_pages_nolock` in NMI, pcp order, on the holder of both locks": _free_nolock_on_holder(0),
     "`free_pages_nolock` in NMI, order 4 (not pcp-allowed), on the `zone->lock` holder": _free_nolock_on_holder(4),
+    BPF_ROW: _bpf_from_process_context,
 }
+
+
+def matrix_row(pkg, name: str) -> list[str]:
+    """One row of the matrix, ``[name, cell per column]``: situation ``name`` of
+    :data:`MATRIX_SITUATIONS` run on ``pkg`` on a fresh machine of each column."""
+    situation = MATRIX_SITUATIONS[name]
+    return [name] + [situation(pkg, _matrix_machine(pkg, column)) for column in MATRIX_MACHINES]
 
 
 def rt_matrix(pkg) -> list[list[str]]:
@@ -123,9 +150,7 @@ def rt_matrix(pkg) -> list[list[str]]:
     ``pkg`` (the package, or a level from :func:`tryalloc.series.load`), and return the rows
     ``[situation, cell per column]``; then the rows of :data:`MATRIX_LATER`.  A kernel report that
     stops a run is the cell's outcome (its class name, then the locks the interrupt tried)."""
-    rows = []
-    for name, situation in MATRIX_SITUATIONS.items():
-        rows.append([name] + [situation(pkg, _matrix_machine(pkg, column)) for column in MATRIX_MACHINES])
+    rows = [matrix_row(pkg, name) for name in MATRIX_SITUATIONS]
     rows += [[name, *[later] * len(MATRIX_MACHINES)] for name, later in MATRIX_LATER.items()]
     return rows
 
