@@ -1,4 +1,5 @@
-"""Pictures of the chapters on patches 4 and 5: the per-CPU memcg stock, and usage against a limit.
+"""Pictures of the chapters on patches 4 and 5 (the per-CPU memcg stock, and usage against a limit) and of
+the flipped polarity after v6 (the page-counter work per charge).
 
 Plain matplotlib (:class:`~matplotlib.figure.Figure`, no pyplot state), drawn from the data that
 :mod:`tryalloc.book.memcg_scenarios` returns, at the book's width and sizes (:mod:`tryalloc.book.style`;
@@ -78,4 +79,34 @@ def usage_over_run(run: dict, title: str | None = None) -> Figure:
     ax.legend(loc="upper left", fontsize=SMALL_FONT, frameon=False, ncols=2)
     if title:
         ax.set_title(title, fontsize=FONT)
+    return fig
+
+
+@styled
+def charge_cost_figure(runs: dict[str, dict], title: str | None = None) -> Figure:
+    """Two panels from :func:`~tryalloc.book.memcg_scenarios.charge_cost` runs, one colour per run
+    (``{label: run}``, the first drawn red, the second blue): on the left the running total of
+    ``page_counter_try_charge`` calls against the charges made; on the right the page counters
+    charged per charge, each bar with its value."""
+    if not runs:
+        raise InvalidArgumentError("charge_cost_figure: no run to draw")
+    colours = [_HELD, _FREE, "grey", "black"]
+    fig = Figure(figsize=(FIGURE_WIDTH, 3.6), layout="constrained")
+    total, per = fig.subplots(1, 2, width_ratios=(2, 1))
+    for (label, run), colour in zip(runs.items(), colours, strict=False):
+        total.step(range(1, run["n"] + 1), run["calls"], where="post", color=colour, linewidth=1.6, label=label)
+    total.set_xlabel("one-page charges made")
+    total.set_ylabel("page_counter_try_charge calls")
+    integer_ticks(total.yaxis)
+    total.legend(loc="upper left", fontsize=SMALL_FONT, frameon=False)
+    values = [run["counters_per_charge"] for run in runs.values()]
+    per.bar(range(len(runs)), values, color=colours[:len(runs)], width=0.6)
+    for i, value in enumerate(values):
+        per.text(i, value, f"{value:.3g}", ha="center", va="bottom", fontsize=SMALL_FONT)
+    per.set_xticks(range(len(runs)))
+    per.set_xticklabels(list(runs), fontsize=SMALL_FONT)
+    per.set_ylabel("page counters charged per charge")
+    per.set_ylim(0, max(values) * 1.2 or 1)
+    if title:
+        fig.suptitle(title, fontsize=FONT)
     return fig

@@ -8,6 +8,8 @@ lists) that the chapters print, glue and draw (:mod:`tryalloc.book.memcg_figures
 * :func:`nmi_charge_inside_stock`: an NMI charging memcg while its task is inside ``stock_lock``
   (patch 4), with the stock before and after the NMI's charge;
 * :func:`near_limit_run`: ``try_alloc_pages`` in a memcg close to its limit, step by step (patch 5);
+* :func:`charge_cost`: the page-counter work of ordinary charges, the measure of the flipped
+  polarity of ``gfpflags_allow_spinning()`` (after v6);
 * :func:`memcg_matrix_rows`: the rows of the RT / !RT / UP matrix that these patches add.
 """
 from __future__ import annotations
@@ -79,19 +81,20 @@ def _stock(L, k) -> dict:
     return {"cached": row["cached"], "nr_pages": row["nr_pages"], "locked_by": row["locked_by"]}
 
 
-def nmi_charge_inside_stock(L, where: str = "consume_stock") -> dict:
+def nmi_charge_inside_stock(L, where: str = "consume_stock", **config) -> dict:
     """CPU0's task, in memcg ``a``, charges one page of it with ``GFP_KERNEL``: a stock miss
     (``consume_stock``, the first section) and then the refill of the surplus (``refill_stock``, the
     second).  An NMI arrives inside the section named by ``where`` and charges one page to memcg
     ``b`` with the non-spinning mask, as a BPF program would through ``try_alloc_pages``.
 
     Returns the outcome (``"completes"`` or the report's title), the NMI's charge result, the stock
-    when the NMI arrived and after its charge, at the end, and both memcgs' usage.
+    when the NMI arrived and after its charge, at the end, and both memcgs' usage.  ``config`` goes to
+    the machine (``spin_polarity="as_posted"``).
     """
     M = L.mm.memcontrol
     if where not in ("consume_stock", "refill_stock"):
         raise InvalidArgumentError(f"where must be consume_stock or refill_stock, got {where!r}")
-    k = L.Kernel(nr_cpus=1, pages_per_node=512, detectors={"lockdep": "off"})
+    k = L.Kernel(nr_cpus=1, pages_per_node=512, detectors={"lockdep": "off"}, **config)
     a, b = M.mem_cgroup_create(k, "a"), M.mem_cgroup_create(k, "b")
     M.task_set_memcg(k, 0, a)
     out = {"where": where}
@@ -181,6 +184,38 @@ def near_limit_run(L, limit: int = 6, pattern: str = "AAAAAAAFFAAAFFFFAAAA") -> 
     return {"limit": limit, "steps": steps, "failures": sum(s["result"] == "NULL" for s in steps),
             "failed_frees": failed_frees, "out_before": before, "out_after": out_of_allocator(),
             "held": len(held), "max_usage": max(s["usage"] for s in steps), "kernel": k}
+
+
+#: The memcgs of :func:`charge_cost`, parent first: a workload's cgroup below a slice, as systemd nests them.
+CHARGE_COST_MEMCGS = ("system.slice", "workload.service")
+
+
+def charge_cost(L, gfp: int, n: int = 256, **config) -> dict:
+    """A task in ``workload.service`` (under ``system.slice``, under root) allocates ``n`` pages of
+    order 0 with ``gfp | __GFP_ACCOUNT`` and frees none: ``n`` ordinary kmem charges of one page.
+
+    Counted on the model, by wrapping ``page_counter_try_charge`` for the run: its calls, the pages
+    each asked for, and the counters they charged (each call charges the memcg's counter and every
+    ancestor's, up to root's); per charge and as a running total after each allocation (``calls``),
+    with this CPU's stock at the end.  ``config`` goes to the machine (``spin_polarity=...``).
+    """
+    A, M, G = L.mm.page_alloc, L.mm.memcontrol, L.include.gfp
+    k = L.Kernel(nr_cpus=1, pages_per_node=max(512, 2 * n), **config)
+    memcg = None
+    for name in CHARGE_COST_MEMCGS:
+        memcg = M.mem_cgroup_create(k, name, parent=memcg)
+    M.task_set_memcg(k, 0, memcg)
+    running = []
+    with counting_calls(M, "page_counter_try_charge") as calls:
+        for _ in range(n):
+            if k.call(A.alloc_pages, gfp | G.__GFP_ACCOUNT, 0) is None:
+                raise InvalidArgumentError(f"charge_cost: n={n} pages do not fit the machine")
+            running.append(len(calls))
+    M.memcg_invariants(k)
+    written = sum(len(list(counter.ancestors())) for counter, _ in calls)
+    return {"n": n, "calls": running, "pages_asked": [nr for _, nr in calls],
+            "calls_per_charge": len(calls) / n, "counters_per_charge": written / n,
+            "stock": M.memcg_stock_view(k)[0]["nr_pages"], "usage": memcg.memory.usage}
 
 
 # -- the matrix rows of patches 3 to 5 --------------------------------------------------------------------
