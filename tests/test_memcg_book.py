@@ -93,3 +93,35 @@ def test_the_figures_draw_and_refuse_empty_input():
         F.stock_snapshots({})
     with pytest.raises(InvalidArgumentError):
         F.usage_over_run({"steps": [], "limit": 1})
+
+
+def test_charge_cost_counts_every_charge_as_posted_and_one_per_batch_fixed():
+    L6 = series.load("6")
+    gfp = L6.include.gfp.GFP_KERNEL
+    posted = S.charge_cost(L6, gfp, 130, spin_polarity="as_posted")
+    fixed = S.charge_cost(L6, gfp, 130)
+    levels = len(S.CHARGE_COST_MEMCGS) + 1  # the workload's counter, its parent's and root's
+    assert posted["calls"] == list(range(1, 131)) and posted["pages_asked"] == [1] * 130
+    assert posted["counters_per_charge"] == levels and posted["stock"] == 0
+    assert fixed["calls"][0] == 1 and fixed["calls"][-1] == 3 and fixed["pages_asked"] == [64] * 3
+    assert fixed["stock"] == 3 * 64 - 130 and fixed["usage"] == posted["usage"] + fixed["stock"]
+    assert fixed["counters_per_charge"] == 3 * levels / 130
+
+
+def test_charge_cost_refuses_more_charges_than_the_machine_has_pages():
+    with pytest.raises(InvalidArgumentError, match="do not fit"):
+        S.charge_cost(series.load("6"), series.load("6").include.gfp.GFP_KERNEL, 600, pages_per_node=64,
+                      max_order=5)
+
+
+def test_the_charge_cost_figure_draws_one_line_and_bar_per_run_and_refuses_none():
+    L6 = series.load("6")
+    runs = {"as posted": S.charge_cost(L6, L6.include.gfp.GFP_KERNEL, 70, spin_polarity="as_posted"),
+            "fixed": S.charge_cost(L6, L6.include.gfp.GFP_KERNEL, 70)}
+    fig = F.charge_cost_figure(runs, title="t")
+    total, per = fig.axes
+    assert [line.get_label() for line in total.get_lines()] == ["as posted", "fixed"]
+    assert [round(bar.get_height(), 4) for bar in per.patches] == [3.0, round(3 * 2 / 70, 4)]
+    assert "<svg" in as_svg(fig).data
+    with pytest.raises(InvalidArgumentError):
+        F.charge_cost_figure({})

@@ -200,7 +200,7 @@ def charge_cost(L, gfp: int, n: int = 256, **config) -> dict:
     with this CPU's stock at the end.  ``config`` goes to the machine (``spin_polarity=...``).
     """
     A, M, G = L.mm.page_alloc, L.mm.memcontrol, L.include.gfp
-    k = L.Kernel(nr_cpus=1, pages_per_node=max(512, 2 * n), **config)
+    k = L.Kernel(**{"nr_cpus": 1, "pages_per_node": max(512, 2 * n), **config})
     memcg = None
     for name in CHARGE_COST_MEMCGS:
         memcg = M.mem_cgroup_create(k, name, parent=memcg)
