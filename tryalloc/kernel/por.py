@@ -32,6 +32,7 @@ from __future__ import annotations
 from .sched import RUN
 
 ACQUIRE, TRYLOCK, RELEASE, STEP, ACCESS = range(5)
+READ = "?"  # a footprint key ``?x`` reads what ``x`` writes
 
 
 def _key(lock, cpu_id: int) -> str:
@@ -43,12 +44,24 @@ def _key(lock, cpu_id: int) -> str:
     return lock.name
 
 
+def unlocked(kernel) -> frozenset:
+    """What code outside every lock touches besides its own CPU's data and the pages it holds: it
+    *reads* each zone's free counts and watermarks (``?zone->lock``: the data ``zone->lock``
+    protects), and with memcg it charges and uncharges the memcg page counters (``memcg``)."""
+    keys = {f"{READ}{z.lock.name}" for z in getattr(kernel, "zones", ())}
+    if kernel.config.memcg:
+        keys.add("memcg")
+    return frozenset(keys)
+
+
 def footprint(run, action: tuple[int, int]) -> frozenset | None:
     """What ``action`` (an option of the current decision) touches, or ``None`` for everything."""
     kind, arg = action
     if kind != RUN:
-        return None  # an interrupt: its handler's first step is unknown, and it changes its CPU
+        return unlocked(run.kernel)  # the handler's first segment, up to its first point
     cpu = run.cpus[arg]
+    if cpu.id in run._unstarted:
+        return unlocked(run.kernel)  # the task's first segment
     ctx = cpu.stack[-1]
     announced = ctx.announced
     if announced is None:
@@ -63,16 +76,58 @@ def footprint(run, action: tuple[int, int]) -> frozenset | None:
         inside = held > 0
     else:  # ACQUIRE, STEP
         inside = True
-    if not inside:
-        return None
     keys = {_key(obj, cpu.id)}
     for c in cpu.stack:
         for lock in c.held:
             keys.add(_key(lock, cpu.id))
+    if not inside:
+        keys |= unlocked(run.kernel)
     return frozenset(keys)
 
 
-def independent(a: tuple, fa: frozenset | None, b: tuple, fb: frozenset | None) -> bool:
+def conflict(fa: frozenset, fb: frozenset) -> bool:
+    """Do two footprints share an object one of them writes?  (Two reads of it commute.)"""
+    for k in fa:
+        if k[0] == READ:
+            if k[1:] in fb:
+                return True
+        elif k in fb or READ + k in fb:
+            return True
+    return False
+
+
+def cpu_of(run, action: tuple[int, int]) -> int:
+    """The CPU an option runs on: the CPU itself, or the one an interrupt source targets."""
+    kind, arg = action
+    return arg if kind == RUN else run.sources[arg].cpu
+
+
+def independent(run, a: tuple, fa: frozenset | None, b: tuple, fb: frozenset | None) -> bool:
     """Do the steps ``a`` and ``b`` (with footprints ``fa``, ``fb``) commute?  Only steps of two
-    different CPUs, both inside critical sections, with nothing in common."""
-    return fa is not None and fb is not None and a[1] != b[1] and fa.isdisjoint(fb)
+    different CPUs, both with known footprints, with nothing in common."""
+    return (fa is not None and fb is not None and cpu_of(run, a) != cpu_of(run, b)
+            and not conflict(fa, fb))
+
+
+NEVER = 1 << 20  # the debt of an option no later switch can pay for: it never prunes under a bound
+
+
+def switch_cost(run, last: int | None, last_on: bool, action: tuple[int, int]) -> int:
+    """The preemptions ``action`` costs after ``last`` ran: 1 for a switch to another CPU while
+    ``last`` could have gone on (``last_on``), else 0 (an interrupt never counts)."""
+    return int(action[0] == RUN and last_on and action[1] != last)
+
+
+def releases(run, action: tuple[int, int]) -> bool:
+    """Does the step release a lock (which may let a CPU spinning on it go on)?"""
+    if action[0] != RUN or action[1] in run._unstarted:
+        return False
+    announced = run.cpus[action[1]].stack[-1].announced
+    return announced is not None and announced[0] == RELEASE
+
+
+def debt(u_cost: int, w: tuple[int, int], w_cost: int) -> int:
+    """How many preemptions more, at most, "``u`` first" may cost than "``w`` first, then ``u``
+    later", before counting what ``u`` itself costs where it is pruned; see :mod:`the module
+    docstring <tryalloc.kernel.por>`."""
+    return u_cost + (w[0] == RUN) + 1 - w_cost
