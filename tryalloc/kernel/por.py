@@ -15,17 +15,37 @@ by :func:`~tryalloc.kernel.sched.point` and the lock code), a ``(kind, obj)`` pa
 * ``STEP``: an llist step whose continuation stays inside the llist code (``llist_add``'s read).
 * ``ACCESS``: a step on ``obj`` after which the caller's own code goes on (an llist exchange).
 
-A step's footprint is the announced object plus every lock its CPU's contexts hold, *if* the step
-stays inside a critical section; a step that runs on outside any lock, an unannotated point, a task
-that has not started and every interrupt injection touch **everything** (``None``).
+A step's footprint is a set of keys: the announced object, every lock its CPU's contexts hold,
+and, if the step may run on outside every lock, what code outside locks touches
+(:func:`unlocked`: a *read* of each zone's free counts and watermarks, written as ``?zone->lock``
+because ``zone->lock`` protects them, and memcg's page counters).  A task that has not started
+and an interrupt injection (whose step is the handler's first segment, up to its first point:
+outside any lock, since the new context holds none) have that unlocked footprint; an
+unannotated point touches **everything** (``None``).  Two steps are independent if they run on
+different CPUs and neither writes a key the other reads or writes (:func:`conflict`).
 
-Soundness rests on one assumption, the model's locking discipline: between two scheduling points,
-code inside a critical section touches only the data of the locks its context holds, its own CPU's
-per-CPU data, and the announced object.  Per-CPU data is safe because steps of one CPU (its task
-and the interrupts on it) never commute here: an interrupt depends on everything.  Code outside any
-lock (the watermark check, ``post_alloc_hook``, memcg's ``page_counter_try_charge``) reads and
-writes shared counters without a lock, which is why such steps are dependent with every other step.
-The tests compare the outcomes of reduced and unreduced searches on the allocator's scenarios.
+**Soundness** rests on the model's locking discipline: between two scheduling points, code inside
+a critical section touches only the data of the locks its CPU holds, its own CPU's per-CPU data
+and the announced object; code outside any lock (the scenario's own code included) writes only its
+CPU's data, pages it holds and memcg's counters, and reads the zone's counters.  Per-CPU data is
+safe because steps of one CPU (its task and the interrupts on it) are never independent.  An
+interrupt's footprint is only its first segment's because the sleep set checks each later step
+of the handler as that step comes.  The tests compare the outcomes of reduced and unreduced
+searches on the allocator's scenarios, with and without a bound and with NMIs.
+
+**Under a preemption bound** plain sleep sets lose schedules (Coons, Musuvathi and McKinley,
+*Bounded Partial-Order Reduction*, OOPSLA 2013): an execution pruned because "``u`` first" was
+explored may be within the bound while "``u`` first" is not.  The sleep set's argument goes
+through if the covering order never costs more preemptions.  Let ``u`` be explored at a decision
+``p`` (where ``l`` ran last), and skipped at a later decision ``n`` after the steps ``w1 .. wk``
+(each independent of ``u``).  The pruned execution is ``w1 .. wk u R``, the covering one
+``u w1 .. wk R``.  Their costs differ only at ``u``, at ``w1`` (it now follows ``u``'s CPU), and at
+the first step of ``R`` (it now follows ``wk``'s CPU, not ``u``'s): the steps ``w2 .. wk`` follow
+the same CPUs in both and ``u`` changes no lock one of them waits for (a ``u`` that releases a
+lock might: it never prunes under a bound).  So the covering order costs at most
+``debt = cost_p(u) + [w1 is a CPU's step] + 1 - cost_p(w1)`` more than the pruned one *before*
+counting ``cost_n(u)``, what ``u`` costs at ``n``; ``u`` is skipped only if ``debt <= cost_n(u)``.
+Every option that enters a sleep set carries its debt (:func:`debt`), computed once at ``p``.
 """
 from __future__ import annotations
 
