@@ -12,7 +12,8 @@ a complete parallel search counts the same executions and outcomes as the serial
 subtree, a failure with ``stop_on_failure``) saves the subtrees it has not finished, each with the
 path its search stopped on, and the totals of the ones it has; the next call with the same file
 runs only those (:func:`~tryalloc.kernel.checkpoint.save_subtrees`).  The totals come out as an
-uninterrupted search's.
+uninterrupted search's.  Ctrl-C saves nothing here: the subtrees running in the workers have not
+handed back the paths they were on.
 
 The scenario travels to the workers by pickling: ``build``, ``check`` and ``outcome`` must be
 module-level functions (or :func:`functools.partial` of them), not lambdas or closures.  Runs
