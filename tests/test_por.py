@@ -195,7 +195,10 @@ def test_footprints_name_the_locks_and_an_unannotated_point_touches_everything()
 
 
 def test_independence_needs_two_cpus_and_footprints_that_do_not_conflict():
-    run = _Run(scenarios.alloc_free(nmis=1))  # NMI sources 0 and 1 on CPU0 and CPU1
+    k = Kernel(nr_cpus=2)
+    for cpu in range(2):
+        k.on_interrupt(cpu, "nmi", lambda: None)  # sources 0 and 1, on CPU0 and CPU1
+    run = _Run(k)
     a, b, read_b = frozenset({"A"}), frozenset({"B"}), frozenset({"?B"})
     assert por.independent(run, (RUN, 0), a, (RUN, 1), b)
     assert not por.independent(run, (RUN, 0), a, (RUN, 1), a)

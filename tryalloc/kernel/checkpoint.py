@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import InvalidArgumentError, KernelReport, ReplayError
 from .sched import Replay
 
-FORMAT = "tryalloc-frontier/1"
+FORMAT = "tryalloc-frontier/2"  # 2: sleep-set entries carry a preemption cost or debt
 
 
 def rerun(build: Callable, replay_string: str, check: Callable | None) -> KernelReport:
