@@ -30,6 +30,15 @@ def row(what, value, target=""):
     print(f"| {what} | {value} | {target} |")
 
 
+def reduction(what, full, red, target=""):
+    """Print the executions of a search without and with reduction, after asserting the same outcomes."""
+    assert set(red.outcomes) == set(full.outcomes)
+    runs = red.executions + red.pruned
+    row(f"{what}: executions without / with reduction", f"{full.executions:,} / {runs:,} ({red.pruned} cut short)")
+    row("  reduction factor (same outcomes, asserted)", f"{full.executions / runs:.2f}x", target)
+    row("  time without / with reduction (s, wall)", f"{full.wall:.1f} / {red.wall:.1f}")
+
+
 def main():
     print(f"# bench_search.py — Python {sys.version.split()[0]} on {platform.machine()}, "
           f"{os.cpu_count()} CPUs; command: .venv/bin/python benchmarks/bench_search.py"
@@ -42,14 +51,10 @@ def main():
         ">= 10,000")
     row("  distinct outcomes (where the pages ended up)", len(ref.outcomes))
 
+    bounded = search(REFERENCE, preemption_bound=2, reduce=True)
+    reduction("reference scenario, preemption bound 2", ref, bounded, ">= 8x")
     full = search(NO_NMI, preemption_bound=None)
-    red = search(NO_NMI, preemption_bound=None, reduce=True)
-    assert set(red.outcomes) == set(full.outcomes)
-    factor = full.executions / (red.executions + red.pruned)
-    row("2 CPUs alloc+free, no NMI, no bound: executions without / with reduction",
-        f"{full.executions:,} / {red.executions + red.pruned:,} ({red.pruned} cut short)")
-    row("  reduction factor (same outcomes, asserted)", f"{factor:.1f}x", ">= 8x")
-    row("  time without / with reduction (s)", f"{full.wall:.2f} / {red.wall:.2f}")
+    reduction("2 CPUs alloc+free, no NMI, no bound", full, search(NO_NMI, preemption_bound=None, reduce=True))
 
     par = search(REFERENCE, preemption_bound=2, workers=2, split_depth=6)
     assert par.outcomes == ref.outcomes and par.executions == ref.executions

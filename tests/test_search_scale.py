@@ -15,6 +15,7 @@ from tryalloc.mm import scenarios
 SEARCHES = [  # (builder, outcome, preemption bound, reduce)
     (partial(scenarios.alloc_free, nmis=1), scenarios.alloc_free_outcome, 0, False),
     (partial(scenarios.alloc_free, nmis=0), scenarios.alloc_free_outcome, None, True),
+    (partial(scenarios.alloc_free, nmis=1), scenarios.alloc_free_outcome, 0, True),
 ]
 
 
@@ -103,6 +104,54 @@ def test_a_process_pool_search_sees_what_the_serial_search_sees(build, outcome, 
     _same(parallel, serial)
 
 
+def _resume_until_complete(search, path, calls: int = 100):
+    """Call ``search(frontier=path)`` until it completes; the last result and how many calls it took."""
+    for n in range(1, calls + 1):
+        last = search(frontier=path)
+        if last.complete:
+            return last, n
+    raise AssertionError(f"not complete after {calls} resumptions")
+
+
+NO_NMI = partial(scenarios.alloc_free, nmis=0)  # the same at every level (the NMIs come with patch 2)
+
+
+@pytest.mark.parametrize("bound, reduce", [(None, False), (None, True), (2, True)])
+def test_a_stopped_parallel_search_resumes_from_its_frontier_to_the_same_totals(tmp_path, bound, reduce):
+    build, outcome = NO_NMI, scenarios.alloc_free_outcome
+    whole = explore(build, preemption_bound=bound, reduce=reduce, outcome=outcome, stop_on_failure=False)
+    path = tmp_path / "frontier.json"
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        search = partial(explore, build, preemption_bound=bound, reduce=reduce, outcome=outcome,
+                         stop_on_failure=False, executor=pool, split_depth=2,
+                         max_executions=max(1, whole.executions // 30))
+        rest, calls = _resume_until_complete(search, path)
+    assert calls > 1  # it did stop midway, and resumed
+    _same(rest, whole)
+    assert not path.exists()
+
+
+def test_a_parallel_search_stopped_at_each_failure_resumes_past_it(tmp_path):
+    whole = explore(abba, preemption_bound=2, stop_on_failure=False)
+    path = tmp_path / "frontier.json"
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        search = partial(explore, abba, preemption_bound=2, executor=pool, split_depth=2)
+        rest, calls = _resume_until_complete(search, path)
+    assert calls == len(whole.failures) + 1 >= 2  # one stop per failure, then the rest
+    _same(rest, whole)
+
+
+def test_a_frontier_is_resumed_by_the_kind_of_search_that_saved_it(tmp_path):
+    path = tmp_path / "frontier.json"
+    explore(abba, preemption_bound=2, frontier=path)  # serial: stops at a failure
+    with pytest.raises(InvalidArgumentError, match="saved by a serial search"):
+        explore(abba, preemption_bound=2, workers=1, frontier=path)
+    path.unlink()
+    explore(abba, preemption_bound=2, workers=1, split_depth=2, frontier=path)
+    with pytest.raises(InvalidArgumentError, match="saved by a parallel search"):
+        explore(abba, preemption_bound=2, frontier=path)
+
+
 def test_a_parallel_search_stops_at_the_first_failing_subtree():
     found = explore(abba, preemption_bound=2, workers=2, split_depth=2)
     assert len(found.failures) >= 1 and not found.complete
@@ -136,8 +185,7 @@ def test_a_thread_pool_is_refused():
         explore(abba, executor=pool)
 
 
-@pytest.mark.parametrize("kwargs", [{"workers": 0}, {"workers": 2, "split_depth": 0},
-                                    {"workers": 2, "frontier": "x.json"}])
+@pytest.mark.parametrize("kwargs", [{"workers": 0}, {"workers": 2, "split_depth": 0}])
 def test_bad_parallel_arguments_are_refused(kwargs):
     with pytest.raises(InvalidArgumentError):
         explore(abba, **kwargs)

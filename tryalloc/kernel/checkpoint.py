@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import InvalidArgumentError, KernelReport, ReplayError
 from .sched import Replay
 
-FORMAT = "tryalloc-frontier/1"
+FORMAT = "tryalloc-frontier/2"  # 2: sleep-set entries carry a preemption cost or debt
 
 
 def rerun(build: Callable, replay_string: str, check: Callable | None) -> KernelReport:
@@ -39,8 +39,20 @@ def _tuples(value):
 
 
 def save_frontier(path: str | os.PathLike, tree, result, bound: int | None, reduce: bool) -> None:
-    data = {"format": FORMAT, "preemption_bound": bound, "reduce": reduce, "tree": tree.state(),
-            "executions": result.executions, "pruned": result.pruned, "skipped": tree.skipped,
+    """Save a serial search: the path ``tree`` is on."""
+    _save(path, {"tree": tree.state()}, result, bound, reduce, tree.skipped)
+
+
+def save_subtrees(path: str | os.PathLike, subtrees: list, result, bound: int | None, reduce: bool) -> None:
+    """Save a parallel search: the subtrees left, each ``(prefix, sleep, state)`` with ``state`` the
+    path its search stopped on (or ``None``: not started)."""
+    left = [[prefix, entries_out(sleep), state] for prefix, sleep, state in subtrees]
+    _save(path, {"subtrees": left}, result, bound, reduce, result.skipped)
+
+
+def _save(path, where: dict, result, bound, reduce, skipped: int) -> None:
+    data = {"format": FORMAT, "preemption_bound": bound, "reduce": reduce, **where,
+            "executions": result.executions, "pruned": result.pruned, "skipped": skipped,
             "seconds": result.seconds, "failures": [f.replay for f in result.failures],
             "outcomes": [[k, n] for k, n in result.outcomes.items()]}
     try:
@@ -54,10 +66,31 @@ def save_frontier(path: str | os.PathLike, tree, result, bound: int | None, redu
 
 
 def load_frontier(path: str | os.PathLike, build: Callable, check: Callable | None, tree, result) -> bool:
-    """Fill ``tree`` and ``result`` from ``path``; False if there is no such file yet."""
+    """Fill ``tree`` and ``result`` from ``path`` (saved by a serial search); False if there is no
+    such file yet."""
+    data = _load(path, build, check, tree.bound, tree.reduce, result, "tree")
+    if data is None:
+        return False
+    tree.restore(data["tree"])
+    tree.skipped = data["skipped"]
+    return True
+
+
+def load_subtrees(path: str | os.PathLike, build: Callable, check: Callable | None, bound: int | None,
+                  reduce: bool, result) -> list | None:
+    """The subtrees a parallel search left in ``path`` (filling ``result``), or ``None`` if there
+    is no such file yet."""
+    data = _load(path, build, check, bound, reduce, result, "subtrees")
+    if data is None:
+        return None
+    result.skipped = data["skipped"]
+    return [(prefix, entries_in(sleep), state) for prefix, sleep, state in data["subtrees"]]
+
+
+def _load(path, build, check, bound, reduce, result, kind: str) -> dict | None:
     p = Path(path)
     if not p.exists():
-        return False
+        return None
     try:
         data = json.loads(p.read_text())
         ok = data.get("format") == FORMAT
@@ -65,14 +98,25 @@ def load_frontier(path: str | os.PathLike, build: Callable, check: Callable | No
         ok = False
     if not ok:
         raise InvalidArgumentError(f"{os.fspath(path)!r} is not a tryalloc frontier file ({FORMAT})")
-    if data["preemption_bound"] != tree.bound or data["reduce"] != tree.reduce:
+    if data["preemption_bound"] != bound or data["reduce"] != reduce:
         raise InvalidArgumentError(
             f"{os.fspath(path)!r} was saved by a search with preemption_bound={data['preemption_bound']}, "
-            f"reduce={data['reduce']}; this one has preemption_bound={tree.bound}, reduce={tree.reduce}")
-    tree.restore(data["tree"])
-    tree.skipped = data["skipped"]
+            f"reduce={data['reduce']}; this one has preemption_bound={bound}, reduce={reduce}")
+    if kind not in data:
+        saved, this = ("parallel", "serial") if kind == "tree" else ("serial", "parallel")
+        raise InvalidArgumentError(f"{os.fspath(path)!r} was saved by a {saved} search; resume it as one, not "
+                                   f"with a {this} search")
     result.executions, result.pruned, result.seconds = data["executions"], data["pruned"], data["seconds"]
     for key, n in data["outcomes"]:
         result.outcomes[_tuples(key)] += n
     result.failures.extend(rerun(build, s, check) for s in data["failures"])
-    return True
+    return data
+
+
+def entries_out(entries: list) -> list:
+    """Sleep-set entries ``(action, footprint, n)`` as JSON."""
+    return [[list(a), None if f is None else sorted(f), n] for a, f, n in entries]
+
+
+def entries_in(entries: list) -> list:
+    return [(tuple(a), None if f is None else frozenset(f), n) for a, f, n in entries]

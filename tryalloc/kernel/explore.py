@@ -141,11 +141,13 @@ def explore(build: Callable, *, preemption_bound: int | None = 2, max_executions
     module docstring.
 
     ``reduce=True`` skips schedules that only reorder commuting steps (sleep sets,
-    :mod:`tryalloc.kernel.por`): the same outcomes from fewer executions.  It needs
-    ``preemption_bound=None``: combined with a bound, a sleep set would lose schedules.  ``progress=True`` shows
+    :mod:`tryalloc.kernel.por`): the same outcomes from fewer executions, with or without a
+    preemption bound (under one, an order is skipped only if the order that covers it costs no more
+    preemptions).  ``progress=True`` shows
     a progress bar (executions, rate, what the reduction skipped).  ``frontier`` names a JSON file:
     a search that stops early (``max_executions``, a failure, Ctrl-C) saves where it was there, and
-    the next call with the same file resumes from it (:mod:`tryalloc.kernel.frontier`).
+    the next call with the same file resumes from it (:mod:`tryalloc.kernel.frontier`); a parallel
+    search saves and resumes the subtrees it has not finished.
     ``executor`` (a process pool, a ``dask.distributed.Client``) or ``workers=N`` (a local process
     pool) splits the tree at ``split_depth`` choices and explores the subtrees in parallel
     (:mod:`tryalloc.kernel.parallel`); ``build``, ``check`` and ``outcome`` must then be picklable.
@@ -153,22 +155,15 @@ def explore(build: Callable, *, preemption_bound: int | None = 2, max_executions
     :class:`~tryalloc.config.Config` or its keywords) boots the machine once and restores it before each
     execution (``restore=False``: boots it anew each time); a serial search only.
     """
-    if reduce and preemption_bound is not None:
-        raise InvalidArgumentError(
-            f"reduce=True needs preemption_bound=None: a sleep set skips an order because an equivalent one was "
-            f"explored, but that one may need more preemptions than the bound ({preemption_bound}) allows, so "
-            f"a bounded search would lose schedules (Coons et al., Bounded Partial-Order Reduction, OOPSLA 2013)")
     if executor is not None or workers is not None:
         if boot is not None:
             raise InvalidArgumentError("boot= restores one machine in this process: run a parallel search with a "
                                        "picklable build() that boots its own")
-        if frontier is not None:
-            raise InvalidArgumentError("a parallel search cannot save a frontier; run it serially")
         from .parallel import explore_parallel
         return explore_parallel(build, executor=executor, workers=workers, split_depth=split_depth,
                                 preemption_bound=preemption_bound, max_executions=max_executions,
                                 stop_on_failure=stop_on_failure, check=check, outcome=outcome,
-                                reduce=reduce, progress=progress)
+                                reduce=reduce, progress=progress, frontier=frontier)
     build = _machine(build, boot, restore)
     tree = Tree(preemption_bound, reduce)
     result = ExploreResult()

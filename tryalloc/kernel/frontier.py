@@ -12,7 +12,8 @@ tried, within the preemption bound and outside the sleep set.
 """
 from __future__ import annotations
 
-from .por import footprint, independent
+from .checkpoint import entries_in, entries_out
+from .por import NEVER, debt, footprint, independent, releases, switch_cost
 from .sched import RUN, Strategy
 
 
@@ -28,17 +29,21 @@ class Cut(Exception):
 class Node:
     """One decision on the current path: ``options`` to try there, in order, and which one
     (``pos``) is being explored; with reduction, the sleep set on arrival and the options explored
-    before, each an ``(action, footprint)`` pair."""
+    before; with a preemption bound, what the option being explored costs (``cost``, in
+    preemptions) and what that decision's switches cost (``last``: the CPU that ran before it,
+    ``last_on``: whether it could have gone on).  A sleep-set entry is ``(action, footprint,
+    debt)``, an option explored is ``(action, footprint, cost)`` (:mod:`tryalloc.kernel.por`)."""
 
-    __slots__ = ("options", "pos", "sleep", "done", "action", "fp", "mark")
+    __slots__ = ("options", "pos", "sleep", "done", "action", "fp", "mark", "cost", "last", "last_on")
 
     def __init__(self, options: list[int], sleep: list, pos: int = 0, done: list | None = None):
         self.options = options
         self.pos = pos
         self.sleep = sleep
         self.done = done if done is not None else []
-        self.action = self.fp = None
-        self.mark = 0
+        self.action = self.fp = self.last = None
+        self.mark = self.cost = 0
+        self.last_on = False
 
 
 class Tree(Strategy):
@@ -75,6 +80,12 @@ class Tree(Strategy):
             node.action = options[choice]
             node.fp = footprint(run, node.action)
             node.mark = run.decisions
+            if self.bound is not None:
+                last = run.last
+                node.last = None if last is None else last.id
+                node.last_on = last is not None and options[0] == (RUN, last.id)
+                node.cost = NEVER if releases(run, node.action) else switch_cost(run, node.last, node.last_on,
+                                                                                  node.action)
         return choice
 
     def _allowed(self, run, options) -> list[int]:
@@ -86,19 +97,33 @@ class Tree(Strategy):
         return allowed
 
     def _sleep(self, run, i: int) -> list:
-        """The sleep set on arriving at the decision ``i`` levels below the root."""
+        """The sleep set on arriving at the decision ``i`` levels below the root: what slept or was
+        explored at the parent and commutes with the step the parent took.  With a preemption bound
+        an option explored at the parent enters with its debt (:func:`~tryalloc.kernel.por.debt`)."""
         if i == 0:
             return self.root_sleep
         parent = self.nodes[i - 1]
         if run.decisions - parent.mark != 1:
             return []  # forced steps ran since the parent's choice: assume they touched everything
         a, fa = parent.action, parent.fp
-        return [(u, fu) for u, fu in parent.sleep + parent.done if independent(u, fu, a, fa)]
+        sleep = [e for e in parent.sleep if independent(run, e[0], e[1], a, fa)]
+        if self.bound is None:
+            return sleep + [e for e in parent.done if independent(run, e[0], e[1], a, fa)]
+        w_cost = switch_cost(run, parent.last, parent.last_on, a)
+        return sleep + [(u, fu, debt(c, a, w_cost)) for u, fu, c in parent.done if independent(run, u, fu, a, fa)]
 
     def _new_node(self, run, options, sleep: list) -> Node:
+        """The decision reached: the options the bound allows that are not asleep.  Under a bound an
+        option asleep is skipped only if what it costs here pays its debt: then the order that
+        covered it spent no more preemptions than this one would."""
         allowed = self._allowed(run, options)
         if sleep:
-            asleep = {u for u, _ in sleep}
+            if self.bound is None:
+                asleep = {u for u, _, _ in sleep}
+            else:
+                last = run.last
+                cpu, on = (None, False) if last is None else (last.id, options[0] == (RUN, last.id))
+                asleep = {u for u, _, d in sleep if d <= switch_cost(run, cpu, on, u)}
             tried = [j for j in allowed if options[j] not in asleep]
             self.skipped += len(allowed) - len(tried)
             if not tried:
@@ -115,7 +140,7 @@ class Tree(Strategy):
         while nodes:
             node = nodes[-1]
             if self.reduce:
-                node.done.append((node.action, node.fp))
+                node.done.append((node.action, node.fp, node.cost))
             node.pos += 1
             if node.pos < len(node.options):
                 return self.prefix()
@@ -127,20 +152,13 @@ class Tree(Strategy):
 
     # -- the frontier as JSON-ready data ----------------------------------------------------------
     def state(self) -> dict:
-        return {"root": self.root, "root_sleep": _pairs_out(self.root_sleep),
-                "nodes": [{"options": n.options, "pos": n.pos, "sleep": _pairs_out(n.sleep),
-                           "done": _pairs_out(n.done)} for n in self.nodes]}
+        return {"root": self.root, "root_sleep": entries_out(self.root_sleep),
+                "nodes": [{"options": n.options, "pos": n.pos, "sleep": entries_out(n.sleep),
+                           "done": entries_out(n.done)} for n in self.nodes]}
 
     def restore(self, state: dict) -> None:
         self.root = list(state["root"])
-        self.root_sleep = _pairs_in(state["root_sleep"])
-        self.nodes = [Node(list(n["options"]), _pairs_in(n["sleep"]), n["pos"], _pairs_in(n["done"]))
+        self.root_sleep = entries_in(state["root_sleep"])
+        self.nodes = [Node(list(n["options"]), entries_in(n["sleep"]), n["pos"], entries_in(n["done"]))
                       for n in state["nodes"]]
 
-
-def _pairs_out(pairs: list) -> list:
-    return [[list(a), None if f is None else sorted(f)] for a, f in pairs]
-
-
-def _pairs_in(pairs: list) -> list:
-    return [(tuple(a), None if f is None else frozenset(f)) for a, f in pairs]

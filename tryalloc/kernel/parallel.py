@@ -8,6 +8,13 @@ with ``submit(fn, *args)`` returning futures with ``.result()`` will do, so a
 ``dask.distributed.Client`` runs the same search on a cluster.  The subtrees partition the tree, so
 a complete parallel search counts the same executions and outcomes as the serial one.
 
+**Resuming.**  With ``frontier=`` a parallel search that stops early (``max_executions`` reached in a
+subtree, a failure with ``stop_on_failure``) saves the subtrees it has not finished, each with the
+path its search stopped on, and the totals of the ones it has; the next call with the same file
+runs only those (:func:`~tryalloc.kernel.checkpoint.save_subtrees`).  The totals come out as an
+uninterrupted search's.  Ctrl-C saves nothing here: the subtrees running in the workers have not
+handed back the paths they were on.
+
 The scenario travels to the workers by pickling: ``build``, ``check`` and ``outcome`` must be
 module-level functions (or :func:`functools.partial` of them), not lambdas or closures.  Runs
 share module state in one process (one run at a time, greenlets bound to a thread), so a thread
@@ -21,9 +28,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
 
 from ..errors import InvalidArgumentError
-from .checkpoint import rerun
+from .checkpoint import load_subtrees, rerun, save_subtrees
 from .frontier import Cut, Tree
 
 
@@ -60,21 +68,27 @@ def split(build: Callable, bound: int | None, reduce: bool, depth: int, check, o
 
 
 def explore_subtree(build: Callable, prefix: list[int], sleep: list, bound: int | None, reduce: bool,
-                    check, outcome, stop_on_failure: bool, max_executions: int) -> dict:
-    """Search one subtree (in a worker); returns plain data: counts, outcomes, failures' replays."""
+                    check, outcome, stop_on_failure: bool, max_executions: int, state: dict | None = None) -> dict:
+    """Search one subtree (in a worker), from its start or from the path ``state`` a previous search
+    of it stopped on; returns plain data: counts, outcomes, failures' replays, and the path it
+    stopped on (``None`` once exhausted)."""
     from .explore import ExploreResult, search_tree
 
     tree = Tree(bound, reduce, root=prefix, root_sleep=sleep)
+    start = list(prefix)
+    if state is not None:
+        tree.restore(state)
+        start = tree.prefix()
     result = ExploreResult()
-    rest = search_tree(build, tree, list(prefix), result, max_executions, stop_on_failure, check, outcome)
+    rest = search_tree(build, tree, start, result, max_executions, stop_on_failure, check, outcome)
     return {"executions": result.executions, "pruned": result.pruned, "skipped": tree.skipped,
             "outcomes": result.outcomes, "failures": [f.replay for f in result.failures],
-            "complete": rest is None}
+            "state": None if rest is None else tree.state()}
 
 
 def explore_parallel(build: Callable, *, executor, workers: int | None, split_depth: int,
                      preemption_bound: int | None, max_executions: int, stop_on_failure: bool,
-                     check, outcome, reduce: bool, progress: bool):
+                     check, outcome, reduce: bool, progress: bool, frontier=None):
     """:func:`~tryalloc.kernel.explore.explore` with an executor; see the module docstring.
 
     ``max_executions`` bounds each subtree.  With ``stop_on_failure`` the subtrees after the first
@@ -87,32 +101,46 @@ def explore_parallel(build: Callable, *, executor, workers: int | None, split_de
     if isinstance(split_depth, bool) or not isinstance(split_depth, int) or split_depth < 1:
         raise InvalidArgumentError(f"split_depth must be an int >= 1, got {split_depth!r}")
     check_picklable(build=build, check=check, outcome=outcome)
-    start = time.perf_counter()
-    subtrees, result = split(build, preemption_bound, reduce, split_depth, check, outcome)
-    if stop_on_failure and result.failures:  # a failure above the split depth already ends the search
-        result.complete = not subtrees
-    else:
-        result.complete = _run_subtrees(executor, workers, subtrees, result, progress, build, preemption_bound,
-                                        reduce, check, outcome, stop_on_failure, max_executions)
+    from .explore import ExploreResult
+
+    result = ExploreResult()
+    subtrees = load_subtrees(frontier, build, check, preemption_bound, reduce, result) if frontier else None
+    start = time.perf_counter() - result.seconds
+    if subtrees is None:
+        cut, result = split(build, preemption_bound, reduce, split_depth, check, outcome)
+        subtrees = [(prefix, sleep, None) for prefix, sleep in cut]
+        if stop_on_failure and result.failures:  # a failure above the split depth already ends the search
+            subtrees = []  # (and, like a serial search stopped at a failure, cannot be resumed past it)
+    if subtrees:
+        subtrees = _run_subtrees(executor, workers, subtrees, result, progress, build, preemption_bound,
+                                 reduce, check, outcome, stop_on_failure, max_executions)
+    result.complete = not subtrees
     result.seconds = time.perf_counter() - start
+    if frontier is not None:
+        if result.complete:
+            Path(frontier).unlink(missing_ok=True)
+        else:
+            save_subtrees(frontier, subtrees, result, preemption_bound, reduce)
     if progress:
         print(result.summary())
     return result
 
 
 def _run_subtrees(executor, workers, subtrees, result, progress, build, bound, reduce, check, outcome,
-                  stop_on_failure, max_executions) -> bool:
-    """Submit every subtree, merge the answers in depth-first order; True if all were exhausted."""
+                  stop_on_failure, max_executions) -> list:
+    """Submit every subtree, merge the answers in depth-first order; returns the subtrees left (each
+    ``(prefix, sleep, state)``): those stopped early, and with ``stop_on_failure`` every one after
+    the first that failed, whose answers are dropped so that a resumed search counts them once."""
     from .progress import Progress
 
     own = executor is None
     if own:
         executor = ProcessPoolExecutor(max_workers=workers)
     bar = Progress(progress, result, total=len(subtrees), unit="subtree")
-    complete, replays = True, []
+    left, replays = [], []
     try:
         futures = [executor.submit(explore_subtree, build, prefix, sleep, bound, reduce, check, outcome,
-                                   stop_on_failure, max_executions) for prefix, sleep in subtrees]
+                                   stop_on_failure, max_executions, state) for prefix, sleep, state in subtrees]
         for i, fut in enumerate(futures):
             part = fut.result()
             result.executions += part["executions"]
@@ -120,10 +148,12 @@ def _run_subtrees(executor, workers, subtrees, result, progress, build, bound, r
             result.skipped += part["skipped"]
             result.outcomes += Counter(part["outcomes"])
             replays += part["failures"]
-            complete = complete and part["complete"]
+            prefix, sleep, _ = subtrees[i]
+            if part["state"] is not None:
+                left.append((prefix, sleep, part["state"]))
             bar.update()
             if stop_on_failure and replays:
-                complete = complete and i == len(futures) - 1
+                left += subtrees[i + 1:]
                 for rest in futures[i + 1:]:
                     rest.cancel()
                 break
@@ -132,4 +162,4 @@ def _run_subtrees(executor, workers, subtrees, result, progress, build, bound, r
         if own:
             executor.shutdown(cancel_futures=True)
     result.failures += [rerun(build, s, check) for s in replays]
-    return complete
+    return left
