@@ -1,8 +1,9 @@
 """After v6: the fixes of 6.15 and of later kernels (spec section 9), each checked as its rule states it.
 
-A rule that holds only after the last modelled level (6.16, 6.18, 2026) marks a test that fails at every
-level: level 6.15 carries the bug, as 6.15 was released.  The strict xfail of ``conftest`` turns a pass
-there into a failure, and ``tests/test_mutants.py`` checks that these tests do fail at 6.15.
+A fix of a later kernel (6.16, 6.18, 2026) is checked at the last level configured as that release
+(``Config(release=...)``), beside the same run under release 6.15, which still has the bug.  Before
+level 6.15 there is no release to configure, so there these tests fail, as conftest's strict xfail
+requires; ``tests/test_mutants.py`` puts each bug back into its release and requires the tests to fail.
 """
 import pytest
 from machines import small_machine
@@ -13,6 +14,12 @@ from tryalloc.mm import page_alloc as A
 from tryalloc.mm.debug import check_invariants
 
 ZONE_LOCK_OPS = {"spin_lock_irqsave", "spin_trylock_irqsave"}
+
+
+def nolock_alloc(k, order, **call):
+    """The nolock allocation of ``k``'s release, node NUMA_NO_NODE: try_alloc_pages up to 6.15 (the name
+    the later rules' tests compare against)."""
+    return k.call(A.try_alloc_pages, A.NUMA_NO_NODE, order, **call)
 
 
 def zone_lock_ops(k):
@@ -56,51 +63,68 @@ def test_6_15_ordinary_frees_lock_zone_lock_directly():
 
 @pytest.mark.rule("S9.8.1")
 def test_unaccepted_memory_elsewhere_does_not_fail_a_nolock_allocation():
-    """S9.8.1: with memory still waiting to be accepted, a nolock allocation is served from memory
-    accepted already (it accepts nothing itself) instead of failing outright."""
-    k = small_machine()
+    """S9.8.1: with memory still waiting to be accepted, a 6.16 nolock allocation is served from memory
+    accepted already (it accepts nothing itself, so it leaves unaccepted_memory_lock alone) where 6.15
+    fails it outright; an ordinary allocation still accepts under the lock."""
+    before = small_machine()
+    before.unaccepted_memory = True
+    assert nolock_alloc(before, 0) is None
+    k = small_machine(release="6.16")
     k.unaccepted_memory = True
-    page = k.call(A.try_alloc_pages, 0, 0)
+    page = nolock_alloc(k, 0)
     assert page is not None and P.page_ref_count(page) == 1
+    assert k.unaccepted_memory and not [e for e in k.events if e[4] == "unaccepted_memory_lock"]
+    k.call(A.alloc_pages, G.GFP_KERNEL, 0)
+    assert not k.unaccepted_memory and [e for e in k.events if e[4] == "unaccepted_memory_lock"]
     check_invariants(k)
 
 
 @pytest.mark.rule("S9.11.1")
 def test_on_up_a_nolock_allocation_in_nmi_returns_null_at_once():
-    """S9.11.1: on a uniprocessor kernel the nolock allocator returns NULL in NMI before any lock,
-    since there a spin_trylock cannot fail."""
-    k = small_machine(nr_cpus=1, smp=False)
-    assert k.call(A.try_alloc_pages, 0, 0, context="nmi") is None
-    assert not [e for e in k.events if e[3] in ("spin_trylock", "spin_trylock_irqsave")]
-    assert k.call(A.try_alloc_pages, 0, 0) is not None  # outside NMI it still allocates
+    """S9.11.1: on a uniprocessor kernel of 2026 the nolock allocator returns NULL in NMI before any
+    lock, since there a spin_trylock cannot fail; 6.15 goes on to trylock."""
+    trylocks = ("spin_trylock", "spin_trylock_irqsave")
+    before = small_machine(nr_cpus=1, smp=False)
+    nolock_alloc(before, 0, context="nmi")
+    assert [e for e in before.events if e[3] in trylocks]
+    k = small_machine(nr_cpus=1, smp=False, release="2026")
+    assert nolock_alloc(k, 0, context="nmi") is None
+    assert not [e for e in k.events if e[3] in trylocks]
+    assert nolock_alloc(k, 0) is not None  # outside NMI it still allocates
 
 
 @pytest.mark.rule("S9.12.1")
 def test_a_trylock_free_skips_the_debug_objects_check():
-    """S9.12.1: with DEBUG_OBJECTS_FREE an FPI_TRYLOCK free leaves the debug-objects hash lock alone,
-    while an ordinary free still walks it."""
-    k = small_machine(debug_objects=True)
-    a, b = k.call(A.alloc_pages, G.GFP_KERNEL, 0), k.call(A.alloc_pages, G.GFP_KERNEL, 0)
-    k.call(A.free_pages_nolock, a, 0)
-    assert not [e for e in k.events if e[4] == "obj_hash[].lock"]
-    k.call(A.__free_pages, b, 0)
-    assert [e for e in k.events if e[4] == "obj_hash[].lock"]
+    """S9.12.1: with DEBUG_OBJECTS_FREE a 2026 FPI_TRYLOCK free leaves the debug-objects hash lock
+    alone, while an ordinary free still walks it; 6.15's nolock free walks it too."""
+    def hash_lock_taken(release, free):
+        k = small_machine(debug_objects=True, release=release)
+        k.call(free, k.call(A.alloc_pages, G.GFP_KERNEL, 0), 0)
+        return bool([e for e in k.events if e[4] == "obj_hash[].lock"])
+
+    assert hash_lock_taken("6.15", A.free_pages_nolock)
+    assert not hash_lock_taken("2026", A.free_pages_nolock)
+    assert hash_lock_taken("2026", A.__free_pages)
 
 
 @pytest.mark.rule("S9.13.1")
 def test_page_owner_does_not_spin_for_a_nolock_allocation():
-    """S9.13.1: a nolock allocation from a stack page_owner has not listed yet records its handle in
-    page_ext but neither kmallocs a list node nor takes stack_list_lock."""
+    """S9.13.1: a 6.18 nolock allocation from a stack page_owner has not listed yet records its handle
+    in page_ext but neither kmallocs a list node nor takes stack_list_lock; 6.15 does both."""
     from tryalloc.mm import page_owner as po
 
-    k = small_machine(page_owner=True)
-    k.call(A.alloc_pages, G.GFP_KERNEL, 0)  # the depot gets its first pool here
-    listed = len(k.page_owner.stack_list)
-    page = k.call(A.try_alloc_pages, 0, 0)
-    handle = k.mem_map.owner_alloc_handle[page.pfn]
-    assert handle not in (0, po.dummy_handle, po.failure_handle)
-    assert not [e for e in k.events if e[3] == "kmalloc" or e[4] == "stack_list_lock"]
-    assert len(k.page_owner.stack_list) == listed
+    def run(release):
+        k = small_machine(page_owner=True, release=release)
+        k.call(A.alloc_pages, G.GFP_KERNEL, 0)  # the depot gets its first pool here
+        listed = len(k.page_owner.stack_list)
+        page = nolock_alloc(k, 0)
+        handle = k.mem_map.owner_alloc_handle[page.pfn]
+        assert handle not in (0, po.dummy_handle, po.failure_handle)
+        spun = [e for e in k.events if e[3] == "kmalloc" or e[4] == "stack_list_lock"]
+        return bool(spun), len(k.page_owner.stack_list) - listed
+
+    assert run("6.15") == (True, 1)
+    assert run("6.18") == (False, 0)
 
 
 @pytest.mark.rule("S9.5.2")

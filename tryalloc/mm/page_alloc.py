@@ -58,6 +58,7 @@ from ..kernel.locking import (
     spin_trylock_irqsave,
     spin_unlock,
     spin_unlock_irqrestore,
+    spinlock_t,
 )
 from ..kernel.machine import initcall
 from ..kernel.percpu import per_cpu_ptr, this_cpu_ptr
@@ -75,7 +76,7 @@ from ..kernel.preempt import (
 from ..kernel.sched import declare_ops, event, point, running
 from ..lib.debugobjects import debug_check_no_obj_freed
 from ..lib.llist import llist_add, llist_del_all, llist_empty, llist_for_each
-from ..series.mutants import mutant
+from ..series.mutants import fixed
 from ..trace import (
     trace_mm_page_alloc,
     trace_mm_page_alloc_extfrag,
@@ -208,6 +209,7 @@ def page_alloc_init(kernel) -> None:
     # zones_with_unaccepted_pages key) and struct pages still being initialised (deferred init);
     # the model's zones are fully accepted and initialised unless a scenario says otherwise
     kernel.unaccepted_memory = False
+    kernel.unaccepted_memory_lock = spinlock_t("unaccepted_memory_lock")  # @since 6.15
     kernel.deferred_pages = False
     # node_zonelists[ZONELIST_FALLBACK]: the local node first, then the others by distance
     kernel.zonelists = [[kernel.zones[(nid + i) % cfg.nr_nodes] for i in range(cfg.nr_nodes)]
@@ -419,7 +421,7 @@ def rmqueue_bulk(z: zone, order: int, count: int, lst, migratetype: int, alloc_f
         if flags is None:
             return 0
     else:
-        flags = (mutant("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
+        flags = (not fixed("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
     # @end
     i = 0
     while i < count:
@@ -458,7 +460,7 @@ def rmqueue_buddy(preferred_zone: zone, z: zone, order: int, alloc_flags: int, m
         if flags is None:
             return None
     else:
-        flags = (mutant("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
+        flags = (not fixed("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
     # @end
     page = None
     if alloc_flags & ALLOC_HIGHATOMIC:
@@ -812,6 +814,7 @@ def get_page_from_freelist(gfp: int, order: int, alloc_flags: int, ac: alloc_con
     With ``ALLOC_NOFRAGMENT`` a failed walk is retried once without it."""
     while True:
         for z in _zones_allowed(ac):
+            cond_accept_memory(z, order, alloc_flags)  # @since 6.15
             if not alloc_flags & ALLOC_NO_WATERMARKS:
                 mark = z.wmark_pages(alloc_flags & ALLOC_WMARK_MASK)
                 if not zone_watermark_ok(z, order, mark, alloc_flags):
@@ -1003,6 +1006,24 @@ def has_unaccepted_memory() -> bool:
     return running().kernel.unaccepted_memory
 
 
+# @since 6.15
+def cond_accept_memory(z: zone, order: int, alloc_flags: int) -> bool:
+    """Accept memory for the zone if any is still unaccepted (``cond_accept_memory``, v6.15: accepting
+    takes ``unaccepted_memory_lock``).  The model keeps no unaccepted pages, only the boot state
+    ``kernel.unaccepted_memory``: an ordinary caller accepts all of it at once and gains no pages the
+    walk could not already see, so this returns False.  From 6.16 (Kirill Shutemov's change,
+    https://lore.kernel.org/r/20250506112509.905147-2-kirill.shutemov@linux.intel.com; S9.8.1) an
+    ``ALLOC_TRYLOCK`` request accepts nothing here, in place of its blanket NULL in try_alloc_pages."""
+    kernel = running().kernel
+    if not kernel.unaccepted_memory or alloc_flags & ALLOC_TRYLOCK:
+        return False  # before 6.16 a trylock request never gets here with memory unaccepted
+    flags = spin_lock_irqsave(kernel.unaccepted_memory_lock)
+    kernel.unaccepted_memory = False
+    spin_unlock_irqrestore(kernel.unaccepted_memory_lock, flags)
+    return False
+# @end
+
+
 def deferred_pages_enabled() -> bool:
     """Is struct-page initialisation still running in the background (``deferred_pages_enabled``)?"""
     return running().kernel.deferred_pages
@@ -1034,10 +1055,18 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
     # make the interrupted task the lock's owner (as the kernel's comment at this check says, 97769a53f117)
     if running().kernel.config.preempt_rt and (in_nmi() or in_hardirq()):
         return None
+    # @since 6.15
+    # on UP spin_trylock cannot fail, so an NMI would walk into the lists its task holds (620b46ed6ae1)
+    if not running().kernel.config.smp and in_nmi() and fixed("nmi-on-up"):
+        return None
+    # @end
     if not pcp_allowed_order(order):
         return None
     # accepting memory and growing deferred struct pages both take locks
-    if has_unaccepted_memory():
+    #~ if has_unaccepted_memory():  # @until 6.15
+    # @since 6.15
+    if has_unaccepted_memory() and not fixed("unaccepted-memory-bail"):  # gone in 6.16 (S9.8.1)
+    # @end
         return None
     if deferred_pages_enabled():
         return None
@@ -1050,7 +1079,7 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
     # no slow path: it would reclaim, compact, wake kswapd, OOM, warn ... all of which take locks
     page = get_page_from_freelist(gfp, order, alloc_flags, ac)
     # @since 6.15
-    if page is not None and not mutant("missing-refcount"):
+    if page is not None and fixed("missing-refcount"):
         set_page_refcounted(page)  # 2985dae1e521 (S9.6.1): the page came out frozen
     # @end
     # @since 5
@@ -1116,9 +1145,17 @@ def _check_free(page: Page, order: int, extra_ref: int = 0) -> None:
                                               f"is free or in use")
 
 
-def free_pages_prepare(page: Page, order: int) -> bool:
+#~ def free_pages_prepare(page: Page, order: int) -> bool:  # @until 6.15
+def __free_pages_prepare(page: Page, order: int, fpi_flags: int) -> bool:  # @since 6.15
     """Ready a page for the free lists: bad-page checks, ``mm_page_free``, memcg uncharge,
-    compound teardown, page_owner reset, poisoning.  Returns True (a bad page raises instead)."""
+    compound teardown, page_owner reset, poisoning.  Returns True (a bad page raises instead).
+
+    Until 2026 the kernel's ``free_pages_prepare(page, order)`` ignores how the page is freed.  Level
+    6.15 has the fpi-taking form of the 2026 fix ("mm/page_alloc: skip debug_check_no_{obj,locks}_freed
+    with FPI_TRYLOCK", 338ad1e84d15, https://lore.kernel.org/r/20260209062639.16577-1-harry.yoo@oracle.com;
+    S9.12.1), whose skip applies from release 2026 (:func:`~tryalloc.series.mutants.fixed`); the model
+    has no compaction or folio batch free, the FPI_NONE callers of the fix, and no lockdep
+    ``debug_check_no_locks_freed`` (only the debug-objects check, which takes a lock)."""
     _check_free(page, order)
     trace_mm_page_free(page=page, order=order)
     if memcontrol.memcg_kmem_online() and page.memcg_data:
@@ -1126,8 +1163,11 @@ def free_pages_prepare(page: Page, order: int) -> bool:
     if PageHead(page):
         clear_compound_page(page, compound_order(page))
     page_owner.reset_page_owner(page, order)
-    if running().kernel.config.debug_objects:
-        debug_check_no_obj_freed(page, order)  # spins on its hash lock, FPI_TRYLOCK or not (R2.14)
+    #~ if running().kernel.config.debug_objects:  # @until 6.15
+    # the 2026 fix 338ad1e84d15 (S9.12.1) skips it for FPI_TRYLOCK; before, it spins on its hash lock (R2.14)
+    nolock = fpi_flags & FPI_TRYLOCK and fixed("debug-checks-under-trylock")  # @since 6.15
+    if running().kernel.config.debug_objects and not nolock:  # @since 6.15
+        debug_check_no_obj_freed(page, order)
     page.mem_map.contents[page.pfn:page.pfn + (1 << order)] = bytes([CONTENT_POISON]) * (1 << order)
     return True
 
@@ -1225,7 +1265,7 @@ def free_one_page(z: zone, page: Page, pfn: int, order: int, fpi_flags: int) -> 
             add_page_to_zone_llist(z, page, order)
             return
     else:
-        flags = (mutant("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
+        flags = (not fixed("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
     # @end
     # @since 2
     if not llist_empty(z.trylock_free_pages) and not fpi_flags & FPI_TRYLOCK:
@@ -1240,7 +1280,8 @@ def free_one_page(z: zone, page: Page, pfn: int, order: int, fpi_flags: int) -> 
 
 
 def __free_pages_ok(page: Page, order: int, fpi_flags: int) -> None:
-    if free_pages_prepare(page, order):
+    #~ if free_pages_prepare(page, order):  # @until 6.15
+    if __free_pages_prepare(page, order, fpi_flags):  # @since 6.15
         free_one_page(page_zone(page), page, page.pfn, order, fpi_flags)
 
 
@@ -1256,7 +1297,8 @@ def __free_unref_page(page: Page, order: int, fpi_flags: int) -> None:  # @since
         #~ __free_pages_ok(page, order, FPI_NONE)  # @until 2
         __free_pages_ok(page, order, fpi_flags)  # @since 2
         return
-    if not free_pages_prepare(page, order):
+    #~ if not free_pages_prepare(page, order):  # @until 6.15
+    if not __free_pages_prepare(page, order, fpi_flags):  # @since 6.15
         return
     pfn = page.pfn
     migratetype = get_pfnblock_migratetype(page, pfn)
@@ -1324,8 +1366,9 @@ def _head_after_put(page: Page, head_before_put: bool) -> bool:
     ``put_page_testzero``: once its reference is gone the holder of the last one may free the compound
     page, which then reads as no head, and the tails would be freed a second time ("mm: page_alloc: fix
     page corruption caused by racy check in __free_pages", Feb 2023, Fixes: e320d3012d25).  The mutant
-    ``Config.mutant_racy_free_pages_head`` reads it again here, a racy read: a scheduling point."""
-    if not running().kernel.config.mutant_racy_free_pages_head:
+    ``racy-free-pages-head`` (:mod:`tryalloc.series.mutants`) reads it again here, a racy read: a
+    scheduling point."""
+    if fixed("racy-free-pages-head"):
         return head_before_put
     point("PageHead", page)
     return PageHead(page)
