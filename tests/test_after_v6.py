@@ -12,14 +12,21 @@ from tryalloc.include import gfp as G
 from tryalloc.mm import page as P
 from tryalloc.mm import page_alloc as A
 from tryalloc.mm.debug import check_invariants
+from tryalloc.series.rules import RELEASES
 
 ZONE_LOCK_OPS = {"spin_lock_irqsave", "spin_trylock_irqsave"}
 
 
 def nolock_alloc(k, order, **call):
-    """The nolock allocation of ``k``'s release, node NUMA_NO_NODE: try_alloc_pages up to 6.15 (the name
-    the later rules' tests compare against)."""
-    return k.call(A.try_alloc_pages, A.NUMA_NO_NODE, order, **call)
+    """The nolock allocation as ``k``'s release spells it, on node NUMA_NO_NODE and charged:
+    try_alloc_pages(nid, order) up to 6.15, alloc_pages_nolock(nid, order) in 6.16-6.17 and
+    alloc_pages_nolock(__GFP_ACCOUNT, nid, order) from 6.18 (the later rules apply to the successors)."""
+    at = RELEASES.index(k.config.release)
+    if at < RELEASES.index("6.16"):
+        return k.call(A.try_alloc_pages, A.NUMA_NO_NODE, order, **call)
+    if at < RELEASES.index("6.18"):
+        return k.call(A.alloc_pages_nolock, A.NUMA_NO_NODE, order, **call)
+    return k.call(A.alloc_pages_nolock, G.__GFP_ACCOUNT, A.NUMA_NO_NODE, order, **call)
 
 
 def zone_lock_ops(k):
@@ -139,3 +146,123 @@ def test_as_posted_the_depot_refuses_ordinary_saves_a_pool_and_lets_try_alloc_pa
     assert k.mem_map.owner_alloc_handle[page.pfn] == po.failure_handle
     k.call(A.try_alloc_pages, 0, 0)
     assert "raw_spin_lock_irqsave" in [e[3] for e in k.events if e[4] == "pool_lock"]
+
+
+# --- 6.16 and 6.18: the rename, the gfp argument, the frozen variant ------------------------------------
+def charged_machine(release, limit=1 << 20):
+    """A memcg machine of ``release`` whose task on CPU 0 is in memcg "a" (limit ``limit`` pages); the
+    masks of its allocations are collected in ``k.masks`` (a probe on mm_page_alloc)."""
+    from tryalloc.mm import memcontrol as M
+    from tryalloc.trace import register_trace
+
+    k = small_machine(nr_cpus=1, memcg=True, release=release)
+    a = M.mem_cgroup_create(k, "a", max=limit)
+    M.task_set_memcg(k, 0, a)
+    k.masks = []
+    register_trace(k, "mm_page_alloc", lambda gfp_flags, **_: k.masks.append(gfp_flags))
+    return k, a
+
+
+@pytest.mark.rule("S9.9.1")
+def test_6_16_renames_try_alloc_pages_to_alloc_pages_nolock():
+    """S9.9.1: on 6.16 alloc_pages_nolock(nid, order) does what try_alloc_pages(nid, order) does on 6.15
+    (same page, same mask, charged), and each name is refused, by name, on the release without it."""
+    from tryalloc.errors import InvalidArgumentError
+
+    old, new = charged_machine("6.15"), charged_machine("6.16")
+    pages = [k.call(fn, A.NUMA_NO_NODE, 2) for (k, _), fn in ((old, A.try_alloc_pages),
+                                                             (new, A.alloc_pages_nolock))]
+    assert [(p.pfn, P.page_ref_count(p), P.PageHead(p)) for p in pages] == [(pages[0].pfn, 1, False)] * 2
+    assert old[1].memory.usage == new[1].memory.usage == 4
+    assert [e[3:] for e in old[0].events] == [e[3:] for e in new[0].events]
+    with pytest.raises(InvalidArgumentError, match="called alloc_pages_nolock from 6.16"):
+        new[0].call(A.try_alloc_pages, A.NUMA_NO_NODE, 0)
+    with pytest.raises(InvalidArgumentError, match="call try_alloc_pages"):
+        old[0].call(A.alloc_pages_nolock, A.NUMA_NO_NODE, 0)
+    with pytest.raises(InvalidArgumentError, match=r"alloc_pages_nolock\(nid, order\)"):
+        new[0].call(A.alloc_pages_nolock, 0, A.NUMA_NO_NODE, 0)
+    assert new[1].memory.usage == 4  # the refused calls allocated nothing
+
+
+@pytest.mark.rule("S9.9.2")
+@pytest.mark.rule("S9.9.3")
+def test_6_18_alloc_pages_nolock_takes_gfp_and_charges_only_with_gfp_account():
+    """S9.9.2, S9.9.3: on 6.18 alloc_pages_nolock(gfp, nid, order) adds NOWARN, ZERO, NOMEMALLOC and
+    COMP to the caller's mask (an order-1 page comes out compound), charges only for __GFP_ACCOUNT, and
+    warns once -- and goes on -- for any other caller bit.  On 6.16 the two-argument form charges always."""
+    k, a = charged_machine("6.18")
+    plain = k.call(A.alloc_pages_nolock, 0, A.NUMA_NO_NODE, 1)
+    assert plain.memcg_data == 0 and a.memory.usage == 0 and P.PageHead(plain)
+    assert k.masks == [G.__GFP_NOWARN | G.__GFP_ZERO | G.__GFP_NOMEMALLOC | G.__GFP_COMP]
+    accounted = k.call(A.alloc_pages_nolock, G.__GFP_ACCOUNT, A.NUMA_NO_NODE, 0)
+    assert accounted.memcg_data and a.memory.usage == 1
+    assert not [e for e in k.events if e[3] == "WARN"] and not k.nolock_gfp_warned
+    before, b = charged_machine("6.16")
+    assert before.call(A.alloc_pages_nolock, A.NUMA_NO_NODE, 0).memcg_data and b.memory.usage == 1
+
+
+@pytest.mark.rule("S9.9.2")
+def test_6_18_the_vm_warning_for_a_stray_bit_comes_once():
+    """S9.9.2: a caller bit other than __GFP_ACCOUNT warns on the first call only, and each call still
+    allocates."""
+    k, _ = charged_machine("6.18")
+    warns = []
+    for _ in range(3):
+        assert k.call(A.alloc_pages_nolock, G.__GFP_HIGH, A.NUMA_NO_NODE, 0) is not None
+        warns.append(len([e for e in k.events if e[3] == "WARN"]))
+    assert warns == [1, 0, 0]
+
+
+@pytest.mark.rule("S9.9.3")
+def test_6_18_bpf_asks_for_the_charge():
+    """S9.9.3: BPF's __bpf_alloc_page, where it may not sleep, passes __GFP_ACCOUNT on 6.18, so its page
+    is charged to the active memcg as it was on 6.15 (where the mask had it built in)."""
+    from tryalloc.bpf import syscall
+    from tryalloc.mm import memcontrol as M
+
+    for release in ("6.15", "6.16", "6.18"):
+        k, a = charged_machine(release)
+
+        def in_irq(a=a):
+            old = M.set_active_memcg(a)
+            try:
+                return syscall.__bpf_alloc_page(A.NUMA_NO_NODE)
+            finally:
+                M.set_active_memcg(old)
+
+        page = k.call(in_irq, context="hardirq")
+        assert page is not None and page.memcg_data and a.memory.usage == 1, release
+        assert [bool(mask & G.__GFP_COMP) for mask in k.masks] == [release == "6.18"], release
+
+
+@pytest.mark.rule("S9.10.1")
+def test_6_18_alloc_frozen_pages_nolock_hands_out_refcount_0_and_frees_frozen():
+    """S9.10.1: on 6.18 alloc_frozen_pages_nolock returns a charged page with refcount 0, and a charge
+    that fails frees it through the frozen free path with FPI_TRYLOCK (never free_pages_nolock, which
+    would drop a reference the page does not have); alloc_pages_nolock is the same plus refcount 1.  On
+    6.15 and 6.16 there is no frozen variant."""
+    from tryalloc.errors import InvalidArgumentError
+
+    k, a = charged_machine("6.18", limit=1)
+    frozen = k.call(A.alloc_frozen_pages_nolock, G.__GFP_ACCOUNT, A.NUMA_NO_NODE, 0)
+    assert P.page_ref_count(frozen) == 0 and frozen.memcg_data and a.memory.usage == 1
+    frees = []
+    real = A.__free_unref_page
+
+    def spy(page, order, fpi_flags):
+        frees.append((page.pfn, P.page_ref_count(page), fpi_flags))
+        return real(page, order, fpi_flags)
+
+    A.__free_unref_page, saved = spy, A.__free_unref_page
+    try:
+        assert k.call(A.alloc_frozen_pages_nolock, G.__GFP_ACCOUNT, A.NUMA_NO_NODE, 0) is None
+    finally:
+        A.__free_unref_page = saved
+    assert len(frees) == 1 and frees[0][1:] == (0, A.FPI_TRYLOCK)
+    assert not [e for e in k.events if e[3] == "spin_lock_irqsave"]
+    check_invariants(k)
+    k2, _ = charged_machine("6.18")
+    assert P.page_ref_count(k2.call(A.alloc_pages_nolock, G.__GFP_ACCOUNT, A.NUMA_NO_NODE, 0)) == 1
+    for release in ("6.15", "6.16"):
+        with pytest.raises(InvalidArgumentError, match="arrived in 6.18"):
+            charged_machine(release)[0].call(A.alloc_frozen_pages_nolock, 0, A.NUMA_NO_NODE, 0)

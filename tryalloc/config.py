@@ -59,6 +59,12 @@ class Config:
         bit, as its comment and every caller intend.  ``"as_posted"``: the inverted test of v6..v9
         (S9.5.2), which f90b474a3574 corrected before 6.15; it applies at levels 1..6 only (at
         6.15 the same inverted test is the mutant ``as-posted-polarity`` of :mod:`tryalloc.series.mutants`).
+    arch_nmi_safe
+        The architecture has NMI-safe ``this_cpu`` operations or an NMI-safe ``cmpxchg``
+        (``ARCH_HAS_NMI_SAFE_THIS_CPU_OPS`` / ``ARCH_HAVE_NMI_SAFE_CMPXCHG``; x86-64 has both, the
+        default).  False stands for an architecture where the kernel sets ``CONFIG_MEMCG_NMI_UNSAFE``:
+        from release 6.16 memcg then charges nothing in NMI (S9.13a.2, details unconfirmed).  Level 6.15
+        only, like ``release``.
     release
         Which kernel release the last level (6.15) runs as, from
         :data:`~tryalloc.series.rules.RELEASES`: ``"6.15"`` (the default, as merged), ``"6.15-rc1"``
@@ -82,7 +88,10 @@ class Config:
     debug_vm: bool = True
     debug_objects: bool = False
     spin_polarity: str = "fixed"
-    release: str = LEVELS[-1]  # @since 6.15
+    # @since 6.15
+    arch_nmi_safe: bool = True
+    release: str = LEVELS[-1]
+    # @end
 
     def __post_init__(self):
         if isinstance(self.nr_cpus, bool) or not isinstance(self.nr_cpus, int) or self.nr_cpus < 1:
@@ -108,6 +117,8 @@ class Config:
         if self.spin_polarity not in SPIN_POLARITIES:
             raise ConfigError(f"spin_polarity must be one of {SPIN_POLARITIES}, got {self.spin_polarity!r}")
         # @since 6.15
+        if not isinstance(self.arch_nmi_safe, bool):
+            raise ConfigError(f"arch_nmi_safe must be True or False, got {self.arch_nmi_safe!r}")
         if self.release not in RELEASES:
             raise ConfigError(f"unknown release {self.release!r}; known: {', '.join(RELEASES)}")
         # @end

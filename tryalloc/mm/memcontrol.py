@@ -60,8 +60,11 @@ from ..kernel.locking.local_lock import (
 )
 from ..kernel.machine import initcall
 from ..kernel.percpu import PerCpu, per_cpu_ptr, this_cpu_ptr
-from ..kernel.preempt import in_task, might_sleep, smp_processor_id
+
+#~ from ..kernel.preempt import in_task, might_sleep, smp_processor_id  # @until 6.15
+from ..kernel.preempt import in_nmi, in_task, might_sleep, smp_processor_id  # @since 6.15
 from ..kernel.sched import declare_ops, event, point, running, this_cpu
+from ..series.mutants import fixed  # @since 6.15
 
 declare_ops("try_to_free_mem_cgroup_pages", "memcg_charge_failed", "memcg_memory_event:max", "cgroup_file_notify",
             "schedule_work", "set_notify_resume", "mod_memcg_state")
@@ -435,15 +438,24 @@ def drain_local_stock() -> None:
 
 
 # --- charging -----------------------------------------------------------------------------------
-def memcg_memory_event(memcg: mem_cgroup, event_name: str) -> None:
+#~ def memcg_memory_event(memcg: mem_cgroup, event_name: str) -> None:  # @until 6.15
+def __memcg_memory_event(memcg: mem_cgroup, event_name: str, allow_spin: bool) -> None:  # @since 6.15
     """Count a ``memory.events`` entry (``MEMCG_MAX`` ...) on ``memcg`` and notify the file's pollers.
 
     The kernel's ``cgroup_file_notify`` takes the cgroup-file and kernfs-notify locks and may queue
-    work: the model records it as a ``cgroup_file_notify`` event.
+    work: the model records it as a ``cgroup_file_notify`` event.  Level 6.15 has the form of
+    "memcg: skip cgroup_file_notify if spinning is not allowed" (Shakeel Butt,
+    https://lore.kernel.org/r/20250905201606.66198-1-shakeel.butt@linux.dev; mainline id unconfirmed,
+    release 6.18 in the model; S9.13a.1): the charge passes whether it may spin, and one that may not
+    still counts the event but notifies nobody.  Before that release every event notifies.
     """
     memcg.memory_events[event_name] += 1
     event(f"memcg_memory_event:{event_name}", memcg.name)
-    event("cgroup_file_notify", memcg.name)
+    #~ event("cgroup_file_notify", memcg.name)  # @until 6.15
+    # @since 6.15
+    if allow_spin or not fixed("notify-under-nolock"):
+        event("cgroup_file_notify", memcg.name)
+    # @end
 
 
 def try_charge_memcg(memcg: mem_cgroup, gfp_mask: int, nr_pages: int) -> int:
@@ -488,14 +500,17 @@ def try_charge_memcg(memcg: mem_cgroup, gfp_mask: int, nr_pages: int) -> int:
             continue
         raised_max_event = False
         if this_cpu().task.flags & PF_MEMALLOC:  # current: the interrupted task outside task context
-            return _force(memcg, mem_over_limit, nr_pages, raised_max_event)
-        if gfpflags_allow_blocking(gfp_mask):
-            memcg_memory_event(mem_over_limit, "max")
+            #~ return _force(memcg, mem_over_limit, nr_pages, raised_max_event)  # @until 6.15
+            return _force(memcg, mem_over_limit, nr_pages, raised_max_event, gfp_mask)  # @since 6.15
+        if gfpflags_allow_blocking(gfp_mask):  # a mask that may block may spin
+            #~ memcg_memory_event(mem_over_limit, "max")  # @until 6.15
+            __memcg_memory_event(mem_over_limit, "max", True)  # @since 6.15
             raised_max_event = True
             might_sleep("try_to_free_mem_cgroup_pages")
             point("try_to_free_mem_cgroup_pages", mem_over_limit.name)
         if gfp_mask & (__GFP_NOFAIL | __GFP_HIGH):  # nomem: atomic and nofail charges go through
-            return _force(memcg, mem_over_limit, nr_pages, raised_max_event)
+            #~ return _force(memcg, mem_over_limit, nr_pages, raised_max_event)  # @until 6.15
+            return _force(memcg, mem_over_limit, nr_pages, raised_max_event, gfp_mask)  # @since 6.15
         event("memcg_charge_failed", mem_over_limit.name)
         return -ENOMEM
     if batch > nr_pages:
@@ -521,10 +536,17 @@ def _check_high(memcg: mem_cgroup, batch: int) -> None:
         memcg = parent_mem_cgroup(memcg)
 
 
-def _force(memcg: mem_cgroup, mem_over_limit: mem_cgroup, nr_pages: int, raised_max_event: bool) -> int:
+# @until 6.15
+#~ def _force(memcg: mem_cgroup, mem_over_limit: mem_cgroup, nr_pages: int, raised_max_event: bool) -> int:
+# @end
+# @since 6.15
+def _force(memcg: mem_cgroup, mem_over_limit: mem_cgroup, nr_pages: int, raised_max_event: bool,
+           gfp_mask: int) -> int:
+# @end
     # force: past the limit, and the MEMCG_MAX event is raised once either way
     if not raised_max_event:
-        memcg_memory_event(mem_over_limit, "max")
+        #~ memcg_memory_event(mem_over_limit, "max")  # @until 6.15
+        __memcg_memory_event(mem_over_limit, "max", gfpflags_allow_spinning(gfp_mask))  # @since 6.15
     page_counter_charge(memcg.memory, nr_pages)
     return 0
 
@@ -578,7 +600,16 @@ def current_obj_cgroup() -> obj_cgroup | None:
     ``mm/memcontrol.c: current_obj_cgroup``: in task context the active memcg, else the task's own
     objcg; outside task context ``int_active_memcg``, else nothing.  From a memcg, the first objcg
     walking up, stopping before root.
+
+    From 6.16 (the NMI-safe kmem charging series, Shakeel Butt,
+    https://lore.kernel.org/r/20250509232859.657525-1-shakeel.butt@linux.dev; ids and release
+    unconfirmed, S9.13a.2): on an architecture with neither NMI-safe this_cpu ops nor NMI-safe cmpxchg
+    (``Config(arch_nmi_safe=False)``, the kernel's ``CONFIG_MEMCG_NMI_UNSAFE``) nothing is charged in NMI.
     """
+    # @since 6.15
+    if in_nmi() and not running().kernel.config.arch_nmi_safe and fixed("nmi-unsafe-kmem-charge"):
+        return None
+    # @end
     state = _state()
     if in_task():
         task = this_cpu().task

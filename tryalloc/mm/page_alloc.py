@@ -210,6 +210,9 @@ def page_alloc_init(kernel) -> None:
     # the model's zones are fully accepted and initialised unless a scenario says otherwise
     kernel.unaccepted_memory = False
     kernel.unaccepted_memory_lock = spinlock_t("unaccepted_memory_lock")  # @since 6.15
+    # @since 6.15
+    kernel.nolock_gfp_warned = False  # 6.18's VM_WARN_ON_ONCE in alloc_frozen_pages_nolock
+    # @end
     kernel.deferred_pages = False
     # node_zonelists[ZONELIST_FALLBACK]: the local node first, then the others by distance
     kernel.zonelists = [[kernel.zones[(nid + i) % cfg.nr_nodes] for i in range(cfg.nr_nodes)]
@@ -1030,7 +1033,8 @@ def deferred_pages_enabled() -> bool:
 
 
 # @since 1
-def try_alloc_pages(nid: int, order: int) -> Page | None:
+#~ def try_alloc_pages(nid: int, order: int) -> Page | None:  # @until 6.15
+def _alloc_pages_nolock(gfp_flags: int, nid: int, order: int, frozen: bool) -> Page | None:  # @since 6.15
     """Allocate from any context, never spinning: NULL when a lock is busy (patch 1, 97769a53f117).
 
     ``try_alloc_pages_noprof`` (rules R1.1-R1.17): a mask with neither reclaim bit, so
@@ -1044,12 +1048,19 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
     :func:`free_pages_nolock` and the call returns NULL.  An order outside ``0..MAX_PAGE_ORDER`` or an
     unknown node raises :class:`~tryalloc.errors.InvalidArgumentError` here, where C would just return
     NULL.
+
+    At level 6.15 this is the body every release's entry shares (``try_alloc_pages_noprof`` of 6.15,
+    ``alloc_pages_nolock_noprof`` of 6.16-6.17, ``alloc_frozen_pages_nolock_noprof`` of 6.18):
+    ``gfp_flags`` is what the entry adds to the fixed mask (``__GFP_ACCOUNT`` up to 6.17, the caller's
+    flags and ``__GFP_COMP`` from 6.18), and a ``frozen`` page keeps refcount 0 and goes back through
+    the frozen free path with ``FPI_TRYLOCK`` when its charge fails (S9.10.1).
     """
     check_order(order)
     if nid != NUMA_NO_NODE:
         check_nid(nid)
     #~ gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC  # @until 5
-    gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC | __GFP_ACCOUNT  # @since 5
+    #~ gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC | __GFP_ACCOUNT  # @since 5 @until 6.15
+    gfp = gfp_flags | __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC  # @since 6.15
     alloc_flags = ALLOC_TRYLOCK
     # on PREEMPT_RT spin_trylock() takes the rt_mutex's raw lock (unsafe in NMI), and in hard-IRQ it would
     # make the interrupted task the lock's owner (as the kernel's comment at this check says, 97769a53f117)
@@ -1079,18 +1090,102 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
     # no slow path: it would reclaim, compact, wake kswapd, OOM, warn ... all of which take locks
     page = get_page_from_freelist(gfp, order, alloc_flags, ac)
     # @since 6.15
-    if page is not None and fixed("missing-refcount"):
+    if page is not None and not frozen and fixed("missing-refcount"):
         set_page_refcounted(page)  # 2985dae1e521 (S9.6.1): the page came out frozen
     # @end
     # @since 5
     # the caller picked the memcg (set_active_memcg); a failed charge frees without spinning
-    if (memcontrol.memcg_kmem_online() and page is not None
+    #~ if (memcontrol.memcg_kmem_online() and page is not None  # @until 6.15
+    if (gfp & __GFP_ACCOUNT and memcontrol.memcg_kmem_online() and page is not None  # @since 6.15
             and memcontrol.__memcg_kmem_charge_page(page, gfp, order) != 0):
-        free_pages_nolock(page, order)
+        #~ free_pages_nolock(page, order)  # @until 6.15
+        # @since 6.15
+        if frozen:
+            __free_unref_page(page, order, FPI_TRYLOCK)  # the frozen free path (__free_frozen_pages)
+        else:
+            free_pages_nolock(page, order)
+        # @end
         page = None
     # @end
     trace_mm_page_alloc(page=page, order=order, gfp_flags=gfp, migratetype=ac.migratetype)
     return page
+# @end
+
+
+# @since 6.15
+def _release() -> str:
+    return running().kernel.config.release
+
+
+def try_alloc_pages(nid: int, order: int) -> Page | None:
+    """``try_alloc_pages(nid, order)`` as 6.15 has it (``include/linux/gfp.h`` wraps
+    ``try_alloc_pages_noprof``): the fixed mask with ``__GFP_ACCOUNT``, see :func:`_alloc_pages_nolock`.
+
+    6.16 renamed it ``alloc_pages_nolock`` ("mm: Rename try_alloc_pages() to alloc_pages_nolock()",
+    https://lore.kernel.org/r/20250517003446.60260-1-alexei.starovoitov@gmail.com; S9.9.1): a NULL means
+    no memory now, not "busy, try again".  On a machine of release 6.16 or later the old name is gone, so
+    the model raises :class:`~tryalloc.errors.InvalidArgumentError` naming the new one (C would fail to
+    link); nothing has run."""
+    if fixed("nolock-rename"):
+        raise InvalidArgumentError(f"try_alloc_pages is called alloc_pages_nolock from 6.16 on (this machine "
+                                   f"runs release {_release()}): call alloc_pages_nolock")
+    return _alloc_pages_nolock(__GFP_ACCOUNT, nid, order, frozen=False)
+
+
+def _nolock_args(args: tuple, names: tuple[str, ...]) -> tuple:
+    if len(args) != len(names) or not all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+        raise InvalidArgumentError(f"at release {_release()} the signature is alloc_pages_nolock"
+                                   f"({', '.join(names)}), ints; got {args!r}")
+    return args
+
+
+def _nolock_gfp(gfp_flags: int) -> int:
+    """6.18's mask for the nolock entries: the caller's flags (``__GFP_ACCOUNT`` is the only one meant;
+    any other gives a one-time VM warning and the allocation goes on, S9.9.2) plus ``__GFP_COMP``."""
+    kernel = running().kernel
+    if gfp_flags & ~__GFP_ACCOUNT and not kernel.nolock_gfp_warned:
+        kernel.nolock_gfp_warned = True  # VM_WARN_ON_ONCE
+        event("WARN", f"alloc_frozen_pages_nolock: gfp_flags {format_gfp(gfp_flags)} beyond __GFP_ACCOUNT")
+    return gfp_flags | __GFP_COMP
+
+
+def alloc_pages_nolock(*args: int) -> Page | None:
+    """The nolock allocator from 6.16 on; the signature depends on the release (one Python function
+    for both C prototypes, checked at the call).
+
+    6.16-6.17: ``alloc_pages_nolock(nid, order)``, :func:`try_alloc_pages` under its new name (S9.9.1).
+    6.18 on: ``alloc_pages_nolock(gfp_flags, nid, order)`` ("mm: Allow GFP_ACCOUNT to be used in
+    alloc_pages_nolock()", likely 99253de51f80, v4 at
+    https://lore.kernel.org/r/20250718021646.73353-4-alexei.starovoitov@gmail.com): the caller's flags are
+    OR'd into ``__GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC | __GFP_COMP``, a bit other than
+    ``__GFP_ACCOUNT`` warns once (S9.9.2), and only ``__GFP_ACCOUNT`` gets the page charged (S9.9.3).
+    It is :func:`alloc_frozen_pages_nolock` plus the first reference (S9.10.1).  Before 6.16 the name
+    does not exist: :class:`~tryalloc.errors.InvalidArgumentError`."""
+    if not fixed("nolock-rename"):
+        raise InvalidArgumentError(f"alloc_pages_nolock is 6.16's name of try_alloc_pages (this machine runs "
+                                   f"release {_release()}): call try_alloc_pages")
+    if not fixed("nolock-gfp-argument"):
+        nid, order = _nolock_args(args, ("nid", "order"))
+        return _alloc_pages_nolock(__GFP_ACCOUNT, nid, order, frozen=False)
+    gfp_flags, nid, order = _nolock_args(args, ("gfp_flags", "nid", "order"))
+    if not fixed("frozen-nolock"):
+        return _alloc_pages_nolock(_nolock_gfp(gfp_flags), nid, order, frozen=False)
+    page = alloc_frozen_pages_nolock(gfp_flags, nid, order)
+    if page is not None and fixed("missing-refcount"):
+        set_page_refcounted(page)
+    return page
+
+
+def alloc_frozen_pages_nolock(gfp_flags: int, nid: int, order: int) -> Page | None:
+    """The nolock allocator's frozen form, 6.18 on ("mm: Introduce alloc_frozen_pages_nolock()",
+    d7242af86434, https://lore.kernel.org/r/20250718021646.73353-5-alexei.starovoitov@gmail.com; S9.10.1):
+    the page comes back with refcount 0 (for slab), and a failed charge frees it through the frozen free
+    path with ``FPI_TRYLOCK``.  Before 6.18 it does not exist: :class:`~tryalloc.errors.InvalidArgumentError`."""
+    if not fixed("frozen-nolock"):
+        raise InvalidArgumentError(f"alloc_frozen_pages_nolock arrived in 6.18 (this machine runs release "
+                                   f"{_release()})")
+    _nolock_args((gfp_flags, nid, order), ("gfp_flags", "nid", "order"))
+    return _alloc_pages_nolock(_nolock_gfp(gfp_flags), nid, order, frozen=True)
 # @end
 
 

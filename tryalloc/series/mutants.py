@@ -137,6 +137,62 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(_AFTER + "test_unaccepted_memory_elsewhere_does_not_fail_a_nolock_allocation",),
     ),
     Mutant(
+        name="nolock-rename",
+        rule_ids=("S9.9.1",),
+        description=(
+            "The nolock allocator keeps 6.15's name try_alloc_pages, whose try_ reads as 'busy, retry': "
+            "6.16 calls it alloc_pages_nolock (an API change rather than a bug; the switch keeps the old name)."
+        ),
+        citation=("20250517003446.60260-1-alexei.starovoitov@gmail.com", "20250517134328.GA104729@cmpxchg.org"),
+        level="6.16",
+        tests=(_AFTER + "test_6_16_renames_try_alloc_pages_to_alloc_pages_nolock",),
+    ),
+    Mutant(
+        name="nolock-gfp-argument",
+        rule_ids=("S9.9.2", "S9.9.3"),
+        description=(
+            "alloc_pages_nolock takes no gfp argument and charges every page to the memcg, as before 6.18; "
+            "6.18 lets the caller ask for the charge with __GFP_ACCOUNT and makes the page compound."
+        ),
+        citation=("99253de51f80 (likely)", "20250718021646.73353-4-alexei.starovoitov@gmail.com"),
+        level="6.18",
+        tests=(_AFTER + "test_6_18_alloc_pages_nolock_takes_gfp_and_charges_only_with_gfp_account",
+               _AFTER + "test_6_18_bpf_asks_for_the_charge"),
+    ),
+    Mutant(
+        name="frozen-nolock",
+        rule_ids=("S9.10.1",),
+        description=(
+            "There is no frozen nolock allocation for slab: every page comes with its reference and a "
+            "failed charge frees it through free_pages_nolock, as before 6.18."
+        ),
+        citation=("d7242af86434", "20250718021646.73353-5-alexei.starovoitov@gmail.com"),
+        level="6.18",
+        tests=(_AFTER + "test_6_18_alloc_frozen_pages_nolock_hands_out_refcount_0_and_frees_frozen",),
+    ),
+    Mutant(
+        name="nmi-unsafe-kmem-charge",
+        rule_ids=("S9.13a.2",),
+        description=(
+            "memcg charges kmem from NMI even on an architecture without NMI-safe per-CPU or cmpxchg "
+            "operations, whose counter updates an NMI can tear (details unconfirmed)."
+        ),
+        citation=("20250509232859.657525-1-shakeel.butt@linux.dev",),
+        level="6.16",
+        tests=("tests/test_patch4.py::test_6_16_an_nmi_unsafe_arch_charges_nothing_in_nmi",),
+    ),
+    Mutant(
+        name="notify-under-nolock",
+        rule_ids=("S9.13a.1",),
+        description=(
+            "A charge that may not spin and is forced past the limit still calls cgroup_file_notify, which "
+            "takes the cgroup file and kernfs locks by spinning."
+        ),
+        citation=("20250905201606.66198-1-shakeel.butt@linux.dev",),
+        level="6.18",
+        tests=("tests/test_patch4.py::test_6_18_a_non_spinning_forced_charge_counts_max_but_notifies_nobody",),
+    ),
+    Mutant(
         name="nmi-on-up",
         rule_ids=("S9.11.1",),
         description=(
