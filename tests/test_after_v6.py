@@ -266,3 +266,32 @@ def test_6_18_alloc_frozen_pages_nolock_hands_out_refcount_0_and_frees_frozen():
     for release in ("6.15", "6.16"):
         with pytest.raises(InvalidArgumentError, match="arrived in 6.18"):
             charged_machine(release)[0].call(A.alloc_frozen_pages_nolock, 0, A.NUMA_NO_NODE, 0)
+
+
+# --- proposed in 2026 ---------------------------------------------------------------------------------
+@pytest.mark.rule("S9.14.1")
+def test_proposed_a_nolock_free_where_trylock_is_unsafe_never_touches_zone_lock():
+    """S9.14.1 (proposed): where can_spin_trylock() is false an FPI_TRYLOCK free goes to the zone's llist
+    without trying zone->lock on every path: a non-pcp order and an isolated pageblock on RT in NMI, and
+    an order-0 free in NMI on a UP kernel.  On 6.15 the RT high-order free trylocks the rt_mutex lock
+    (R2.7's invalid-context report)."""
+    from tryalloc.errors import InvalidContextError
+    from tryalloc.mm.mmzone import MIGRATE_ISOLATE
+
+    def nmi_free(order, isolate=False, **config):
+        k = small_machine(nr_cpus=1, **config)
+        page = k.call(A.alloc_pages, G.GFP_KERNEL, order)
+        if isolate:
+            A.set_pageblock_migratetype(page, MIGRATE_ISOLATE)
+        k.call(A.free_pages_nolock, page, order, context="nmi")
+        touched = [e for e in k.events if e[4] in ("zone->lock", "pcp->lock")]
+        deferred = sum(1 for z in k.zones for _ in z.trylock_free_pages)
+        return touched, deferred
+
+    with pytest.raises(InvalidContextError, match=r"spin_trylock_irqsave\(zone->lock\)"):
+        nmi_free(4, preempt_rt=True)
+    assert nmi_free(4, preempt_rt=True, release="proposed") == ([], 1)
+    assert nmi_free(0, isolate=True, preempt_rt=True, release="proposed") == ([], 1)
+    up = dict(smp=False, release="proposed")
+    assert nmi_free(0, **up) == ([], 1) and nmi_free(4, **up) == ([], 1)
+    assert nmi_free(0, smp=False)[1] == 0  # 6.15 on UP: the NMI's trylocks succeed

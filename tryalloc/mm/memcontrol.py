@@ -58,6 +58,16 @@ from ..kernel.locking.local_lock import (
     local_trylock_t,  # @since 4
     local_unlock_irqrestore,
 )
+
+# @since 6.15
+from ..kernel.locking.localtry_lock import (
+    localtry_lock_irqsave,
+    localtry_lock_t,
+    localtry_trylock_irqsave,
+    localtry_unlock_irqrestore,
+)
+
+# @end
 from ..kernel.machine import initcall
 from ..kernel.percpu import PerCpu, per_cpu_ptr, this_cpu_ptr
 
@@ -205,7 +215,12 @@ class MemcgState:
         self.objcgs: dict[int, obj_cgroup] = {}
         self.memcg_stock = PerCpu("memcg_stock", nr_cpus, lambda cpu: memcg_stock_pcp())
         #~ self.stock_lock = local_lock_t(STOCK_LOCK, nr_cpus)  # @until 4
-        self.stock_lock = local_trylock_t(STOCK_LOCK, nr_cpus)  # @since 4
+        #~ self.stock_lock = local_trylock_t(STOCK_LOCK, nr_cpus)  # @since 4 @until 6.15
+        # @since 6.15
+        # 6.15-rc1 still has v7-v9's localtry_lock_t (S9.1); 6.15-rc2 brought local_trylock_t back (S9.4.1)
+        lock_type = local_trylock_t if fixed("localtry-api", kernel) else localtry_lock_t
+        self.stock_lock = lock_type(STOCK_LOCK, nr_cpus)
+        # @end
         self.int_active_memcg: list[mem_cgroup | None] = [None] * nr_cpus  # DEFINE_PER_CPU(int_active_memcg)
         self.task_memcg: dict = {}  # Task -> mem_cgroup (the kernel reaches it through the task's css_set)
         self.charged: dict[int, tuple] = {}  # pfn -> (page, objcg, nr_pages, memcg charged): the ledger
@@ -358,7 +373,7 @@ def consume_stock(memcg: mem_cgroup, nr_pages: int, gfp_mask: int) -> bool:  # @
     lock: an NMI or a re-entry) a request that may not spin gives up at once (R4.3), and one that
     may falls back to the blocking lock, as before.
     From 6.15-rc2 (51339d99c013, S9.4.3) a request that may spin takes the lock at once and only a
-    non-spinning one trylocks.
+    non-spinning one trylocks; release 6.15-rc1 keeps v9's try-first on the ``localtry_*`` API.
     """
     _check_nr(nr_pages, "consume_stock")
     if nr_pages > MEMCG_CHARGE_BATCH:
@@ -373,18 +388,19 @@ def consume_stock(memcg: mem_cgroup, nr_pages: int, gfp_mask: int) -> bool:  # @
     #~     flags = local_lock_irqsave(state.stock_lock)
     # @end
     # @since 6.15
-    if gfpflags_allow_spinning(gfp_mask):
-        flags = local_lock_irqsave(state.stock_lock)
-    else:
-        flags = local_trylock_irqsave(state.stock_lock)
-        if flags is None:
+    spin = gfpflags_allow_spinning(gfp_mask)
+    flags = None if spin and not _localtry(state) else _stock_trylock_irqsave(state)
+    if flags is None:
+        if not spin:
             return False
+        flags = _stock_lock_irqsave(state)
     # @end
     stock = this_cpu_ptr(state.memcg_stock)
     ret = memcg is stock.cached and stock.nr_pages >= nr_pages
     if ret:
         stock.nr_pages -= nr_pages
-    local_unlock_irqrestore(state.stock_lock, flags)
+    #~ local_unlock_irqrestore(state.stock_lock, flags)  # @until 6.15
+    _stock_unlock_irqrestore(state, flags)  # @since 6.15
     return ret
 
 
@@ -417,7 +433,8 @@ def refill_stock(memcg: mem_cgroup, nr_pages: int) -> None:
     _check_uncharge(state, memcg, nr_pages, "refill_stock")
     #~ flags = local_lock_irqsave(state.stock_lock)  # @until 4
     # @since 4
-    flags = local_trylock_irqsave(state.stock_lock)
+    #~ flags = local_trylock_irqsave(state.stock_lock)  # @until 6.15
+    flags = _stock_trylock_irqsave(state)  # @since 6.15
     if flags is None:
         if mem_cgroup_is_root(memcg):
             return
@@ -426,15 +443,38 @@ def refill_stock(memcg: mem_cgroup, nr_pages: int) -> None:
         return
     # @end
     __refill_stock(memcg, nr_pages)
-    local_unlock_irqrestore(state.stock_lock, flags)
+    #~ local_unlock_irqrestore(state.stock_lock, flags)  # @until 6.15
+    _stock_unlock_irqrestore(state, flags)  # @since 6.15
 
 
 def drain_local_stock() -> None:
     """Drain this CPU's stock (``drain_local_stock``, the work item of ``drain_all_stock``)."""
     state = _state()
-    flags = local_lock_irqsave(state.stock_lock)
+    #~ flags = local_lock_irqsave(state.stock_lock)  # @until 6.15
+    flags = _stock_lock_irqsave(state)  # @since 6.15
     drain_stock(this_cpu_ptr(state.memcg_stock))
-    local_unlock_irqrestore(state.stock_lock, flags)
+    #~ local_unlock_irqrestore(state.stock_lock, flags)  # @until 6.15
+    _stock_unlock_irqrestore(state, flags)  # @since 6.15
+
+
+# @since 6.15
+# The stock lock's API as the machine's release spells it: v7-v9's localtry_* on 6.15-rc1 (0aaddfb06882,
+# S9.1.1-S9.2.1), the local_lock API on the local_trylock_t type from 6.15-rc2 (51339d99c013, S9.4.1).
+def _localtry(state: MemcgState) -> bool:
+    return isinstance(state.stock_lock, localtry_lock_t)
+
+
+def _stock_lock_irqsave(state: MemcgState):
+    return (localtry_lock_irqsave if _localtry(state) else local_lock_irqsave)(state.stock_lock)
+
+
+def _stock_trylock_irqsave(state: MemcgState):
+    return (localtry_trylock_irqsave if _localtry(state) else local_trylock_irqsave)(state.stock_lock)
+
+
+def _stock_unlock_irqrestore(state: MemcgState, flags) -> None:
+    (localtry_unlock_irqrestore if _localtry(state) else local_unlock_irqrestore)(state.stock_lock, flags)
+# @end
 
 
 # --- charging -----------------------------------------------------------------------------------

@@ -1334,6 +1334,21 @@ def add_page_to_zone_llist(z: zone, page: Page, order: int) -> None:
 # @end
 
 
+# @since 6.15
+def _rt_in_nmi_or_hardirq() -> bool:
+    return running().kernel.config.preempt_rt and (in_nmi() or in_hardirq())
+
+
+def can_spin_trylock() -> bool:
+    """May this context trylock a spinlock at all?  Not on PREEMPT_RT in NMI or hard-IRQ (the lock is an
+    rt_mutex), and not in an NMI on a uniprocessor kernel, where a trylock cannot fail.  *Proposed* in
+    2026 with Brendan Jackman's alloc-nolock fixes (not known to be merged; e.g.
+    https://lore.kernel.org/r/20260715-alloc-nolock-fixes-v1-2-fadc49952dda@google.com; S9.14.1); the
+    free path asks it only at release "proposed" (:func:`~tryalloc.series.mutants.fixed`)."""
+    return not (_rt_in_nmi_or_hardirq() or (not running().kernel.config.smp and in_nmi()))
+# @end
+
+
 def free_one_page(z: zone, page: Page, pfn: int, order: int, fpi_flags: int) -> None:
     """Free straight to buddy under ``zone->lock``; counts PGFREE.
 
@@ -1355,7 +1370,9 @@ def free_one_page(z: zone, page: Page, pfn: int, order: int, fpi_flags: int) -> 
     # @end
     # @since 6.15
     if fpi_flags & FPI_TRYLOCK:
-        flags = spin_trylock_irqsave(z.lock)
+        # proposed (S9.14.1): where a trylock is unsafe, every path defers without trying
+        unsafe = not can_spin_trylock() and fixed("trylock-where-unsafe")
+        flags = None if unsafe else spin_trylock_irqsave(z.lock)
         if flags is None:
             add_page_to_zone_llist(z, page, order)
             return
@@ -1405,7 +1422,12 @@ def __free_unref_page(page: Page, order: int, fpi_flags: int) -> None:  # @since
             return
         migratetype = MIGRATE_MOVABLE
     # @since 2
-    if fpi_flags & FPI_TRYLOCK and running().kernel.config.preempt_rt and (in_nmi() or in_hardirq()):
+    #~ if fpi_flags & FPI_TRYLOCK and running().kernel.config.preempt_rt and (in_nmi() or in_hardirq()):  # @until 6.15
+    # @since 6.15
+    # the proposal of 2026 (S9.14.1) asks can_spin_trylock(), which adds the NMI on a UP kernel
+    unsafe = not can_spin_trylock() if fixed("trylock-where-unsafe") else _rt_in_nmi_or_hardirq()
+    if fpi_flags & FPI_TRYLOCK and unsafe:
+    # @end
         add_page_to_zone_llist(z, page, order)
         return
     # @end

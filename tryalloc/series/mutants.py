@@ -114,6 +114,17 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(_AFTER + "test_try_alloc_pages_sets_the_refcount_of_the_frozen_page",),
     ),
     Mutant(
+        name="localtry-api",
+        rule_ids=("S9.4.1", "S9.4.3"),
+        description=(
+            "memcg's stock lock is v7-v9's localtry_lock_t with the localtry_* API (6.15-rc1): "
+            "consume_stock tries the lock first even when it may spin, as v9's patch 4 did."
+        ),
+        citation=("51339d99c0131bc0d16d378e9b05bc498d2967e2", "20250401005134.14433-1-alexei.starovoitov@gmail.com"),
+        level="6.15",
+        tests=("tests/test_patch4.py::test_from_6_15_a_spinning_consume_locks_at_once_and_only_a_non_spinning_one_tries",),
+    ),
+    Mutant(
         name="second-trylock",
         rule_ids=("S9.7.1",),
         description=(
@@ -215,6 +226,18 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(_AFTER + "test_a_trylock_free_skips_the_debug_objects_check",),
     ),
     Mutant(
+        name="trylock-where-unsafe",
+        rule_ids=("S9.14.1",),
+        description=(
+            "Proposed in 2026, not known to be merged: an FPI_TRYLOCK free of an order the pcp does not "
+            "cache, or into an isolated pageblock, trylocks zone->lock where no trylock is safe (RT in NMI "
+            "or hard-IRQ, UP in NMI), and the pcp path checks only the RT case."
+        ),
+        citation=("20260715-alloc-nolock-fixes-v1-2-fadc49952dda@google.com",),
+        level="proposed",
+        tests=(_AFTER + "test_proposed_a_nolock_free_where_trylock_is_unsafe_never_touches_zone_lock",),
+    ),
+    Mutant(
         name="stack-record-spins",
         rule_ids=("S9.13.1",),
         description=(
@@ -245,14 +268,16 @@ _RANK = {name: i for i, name in enumerate(HISTORY)}
 _FIXED_IN = {m.name: _RANK[m.level] for m in MUTANTS}
 
 
-def fixed(name: str) -> bool:
-    """Does the running machine have the fix ``name``: its release carries the fix and the mutant of
-    that name is not enabled?  The guarded lines of the kernel-shaped code ask this."""
+def fixed(name: str, kernel=None) -> bool:
+    """Does the running machine (or ``kernel``, for boot code outside a run) have the fix ``name``: its
+    release carries the fix and the mutant of that name is not enabled?  The guarded lines of the
+    kernel-shaped code ask this."""
     if _active == name:
         return False
+    config = (kernel or running().kernel).config
     try:
         # the configured release at the last level; before it there is no release to choose: the level
-        return _FIXED_IN[name] <= _RANK[getattr(running().kernel.config, "release", LEVEL)]
+        return _FIXED_IN[name] <= _RANK[getattr(config, "release", LEVEL)]
     except KeyError:
         raise ConfigError(f"unknown mutant {name!r}; known: {', '.join(_BY_NAME)}") from None
 
