@@ -3,7 +3,8 @@ the API reference, so that every modelled function is one click from its C sourc
 
 :data:`DEFINED_IN` maps a kernel name (function, macro, struct member) to the file that defines it at each
 kernel version the book links: ``v6.13`` (the baseline, level 0), ``v6.15`` (the series as merged,
-level 6.15), and the tags of the releases level 6.15 can run as (``v6.15-rc1``, ``v6.16``, ``v6.18``).  A name missing at a version did not exist there (``try_alloc_pages`` before v6.15).
+level 6.15), and the tags of the releases level 6.15 can run as (``v6.15-rc1``, ``v6.16``, ``v6.18``).
+A name missing at a version did not exist there (``try_alloc_pages`` before v6.15).
 
 :func:`url` builds the link.  For a name it is the source browser's identifier page at that tag
 (elixir.bootlin.com lists the definition with its file and line, and links to that line); for a file
