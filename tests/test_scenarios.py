@@ -62,3 +62,30 @@ def test_the_free_side_says_where_the_block_went(levels):
     assert moved.went == "buddy" and moved.trylocks("pcp->lock[cpu0]") == (1, 1)
     stopped = scenarios.nmi_free_on_lock(L1, L1.mm.page_alloc.__free_pages)
     assert "deadlock" in stopped.report and stopped.went == ""
+
+
+def test_lock_orders_builds_cpus_whose_opposite_orders_deadlock_and_same_orders_do_not():
+    import tryalloc
+
+    opposite = tryalloc.explore(scenarios.lock_orders(tryalloc, "AB", "BA"), stop_on_failure=False)
+    same = tryalloc.explore(scenarios.lock_orders(tryalloc, "AB", "AB"), stop_on_failure=False)
+    assert opposite.complete and opposite.failures
+    assert all(isinstance(f, tryalloc.DeadlockError) for f in opposite.failures)
+    assert same.complete and not same.failures
+    k = scenarios.lock_orders(tryalloc, "AB", "BA", lockdep="raise")()
+    with pytest.raises(tryalloc.LockdepError):
+        k.run()
+    for bad in ((), ("AB", ""), ("AB", 3)):
+        with pytest.raises(InvalidArgumentError, match="lock_orders"):
+            scenarios.lock_orders(tryalloc, *bad)
+
+
+def test_interrupt_at_acquire_says_where_the_interrupt_came_in():
+    import tryalloc
+
+    hard = scenarios.interrupt_at_acquire(tryalloc, "hardirq")
+    nmi = scenarios.interrupt_at_acquire(tryalloc, "nmi")
+    plain = scenarios.interrupt_at_acquire(tryalloc, "hardirq", irqsave=False)
+    assert not hard.inside and hard.task_held == () and hard.log[hard.entry][3] == "hardirq-entry"
+    assert nmi.inside and nmi.task_held == ("demo_lock",) and nmi.entry < hard.entry
+    assert plain.inside

@@ -167,3 +167,72 @@ def _context_lock_ops(events, suffix: str) -> tuple[tuple[str, str], ...]:
     ctx = events[first][2]
     return tuple((op, obj) for _, _, c, op, obj in events[first:]
                  if c == ctx and obj and ("lock" in op or op == "trylock-failed"))
+
+
+def lock_orders(L, *orders: str, lockdep: str = "off"):
+    """A ``build()`` for a search (:func:`~tryalloc.kernel.explore.explore`): CPU ``i`` takes the
+    spinlocks named by the letters of ``orders[i]`` in that order, then releases them in reverse, as
+    the machine chapter's two CPUs do with ``lock_orders(L, "AB", "BA")``.  ``lockdep`` is the
+    detector's mode (``"off"`` lets the search find the deadlock itself)."""
+    if not orders or not all(isinstance(o, str) and o for o in orders):
+        raise InvalidArgumentError(f"lock_orders: one non-empty string of lock names per CPU, got {orders!r}")
+    spinlock_t, spin_lock, spin_unlock = (getattr(L.kernel.locking, n) for n in
+                                          ("spinlock_t", "spin_lock", "spin_unlock"))
+
+    def build():
+        k = L.Kernel(nr_cpus=len(orders), detectors={"lockdep": lockdep})
+        locks = {name: spinlock_t(name) for name in sorted(set("".join(orders)))}
+
+        def take(order):
+            for name in order:
+                spin_lock(locks[name])
+            for name in reversed(order):
+                spin_unlock(locks[name])
+
+        for cpu, order in enumerate(orders):
+            k.spawn(cpu, lambda order=order: take(order))
+        return k
+
+    return build
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """Where a requested interrupt came in (:func:`interrupt_at_acquire`): ``entry`` is the index of
+    its entry event (``-1`` if it never came), ``task_held`` the locks the task held at that moment,
+    ``log`` the run's event log."""
+
+    entry: int
+    task_held: tuple[str, ...]
+    log: tuple
+
+    @property
+    def inside(self) -> bool:
+        """Whether the interrupt ran inside the task's critical section (the task held ``demo_lock``)."""
+        return "demo_lock" in self.task_held
+
+
+def interrupt_at_acquire(L, kind: str = "hardirq", *, irqsave: bool = True) -> Arrival:
+    """The machine chapter's demo: a task takes ``demo_lock`` (with ``spin_lock_irqsave``, or with plain
+    ``spin_lock`` when ``irqsave`` is false), releases it, and takes it again with ``spin_lock``; an
+    interrupt of ``kind`` is requested right after the first acquire.  It comes in at the first
+    scheduling point where it can arrive."""
+    locking = L.kernel.locking
+    k = L.Kernel()
+    lock = locking.spinlock_t("demo_lock")
+
+    def task():
+        if irqsave:
+            locking.spin_unlock_irqrestore(lock, locking.spin_lock_irqsave(lock))
+        else:
+            locking.spin_lock(lock)
+            locking.spin_unlock(lock)
+        locking.spin_lock(lock)
+        locking.spin_unlock(lock)
+
+    k.spawn(0, task)
+    k.on_interrupt(0, kind, lambda: None)
+    log = k.run(L.Scripted(L.When(cpu=0, op="acquired", obj="demo_lock", inject=kind))).events
+    entry = next((e[0] for e in log if e[3] == f"{kind}-entry"), -1)
+    before = [e[0] for e in log if e[2] == "task" and e[0] < entry]
+    return Arrival(entry, log.held(before[-1]) if entry >= 0 and before else (), log)
