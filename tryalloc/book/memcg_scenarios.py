@@ -8,7 +8,9 @@ lists) that the chapters print, glue and draw (:mod:`tryalloc.book.memcg_figures
 * :func:`nmi_charge_inside_stock`: an NMI charging memcg while its task is inside ``stock_lock``
   (patch 4), with the stock before and after the NMI's charge;
 * :func:`near_limit_run`: ``try_alloc_pages`` in a memcg close to its limit, step by step (patch 5);
-* :func:`memcg_matrix_rows`: the rows of the RT / !RT / UP matrix that these patches add.
+* :func:`memcg_matrix_rows`: the rows of the RT / !RT / UP matrix that these patches add;
+* :func:`accounted_steps`: accounted allocations and frees on the CPUs of a memcg, for the baseline's
+  memcg chapter and its exercises.
 """
 from __future__ import annotations
 
@@ -72,6 +74,34 @@ def local_lock_nmi_build(L, preempt_rt: bool = False) -> Callable:
 def local_lock_label(k, result) -> str:
     """The outcome of a run of :func:`local_lock_nmi_build` that no report stopped."""
     return "trylock fails" if k.nmi_got == ["trylock failed"] else "completes"
+
+
+def accounted_steps(L, steps, nr_cpus: int = 2) -> dict:
+    """Run ``steps`` one at a time on a fresh machine of ``nr_cpus`` CPUs whose tasks all run in the
+    memcg ``app``: ``("alloc", cpu, order)`` allocates with ``GFP_KERNEL_ACCOUNT`` on that CPU,
+    ``("free", cpu, i)`` frees the ``i``-th page allocated so far, on that CPU.  Returns ``usage`` (the
+    memcg's counter, in pages), ``stock`` (the pages each CPU's stock holds) and ``cached`` (the memcg
+    each stock caches, ``None`` for none)."""
+    M, A, G = L.mm.memcontrol, L.mm.page_alloc, L.include.gfp
+    k = L.Kernel(nr_cpus=nr_cpus, pages_per_node=1024)
+    app = M.mem_cgroup_create(k, "app")
+    for cpu in range(nr_cpus):
+        M.task_set_memcg(k, cpu, app)
+    pages: list = []
+    for step in steps:
+        if not (isinstance(step, tuple) and len(step) == 3 and step[0] in ("alloc", "free")):
+            raise InvalidArgumentError(f"accounted_steps: a step is ('alloc', cpu, order) or ('free', cpu, i), "
+                                       f"not {step!r}")
+        what, cpu, arg = step
+        if what == "alloc":
+            pages.append((k.call(A.alloc_pages, G.GFP_KERNEL_ACCOUNT, arg, cpu=cpu), arg))
+        else:
+            page, order = pages[arg]
+            k.call(A.__free_pages, page, order, cpu=cpu)
+    M.memcg_invariants(k)
+    view = M.memcg_stock_view(k)
+    return {"usage": app.memory.usage, "stock": [row["nr_pages"] for row in view],
+            "cached": [row["cached"] for row in view]}
 
 
 def _stock(L, k) -> dict:
