@@ -89,3 +89,13 @@ def test_interrupt_at_acquire_says_where_the_interrupt_came_in():
     assert not hard.inside and hard.task_held == () and hard.log[hard.entry][3] == "hardirq-entry"
     assert nmi.inside and nmi.task_held == ("demo_lock",) and nmi.entry < hard.entry
     assert plain.inside
+
+
+def test_call_lock_ops_lists_the_lock_operations_of_one_call(levels):
+    L = levels["1"]
+    k = L.Kernel(nr_cpus=1, pages_per_node=256, max_order=5, pageblock_order=5, memcg=False)
+    L.mm.page_alloc.setup_per_zone_wmarks(k, 0)
+    page, ops = scenarios.call_lock_ops(k, L.mm.page_alloc.try_alloc_pages, 0, 0)
+    assert page is not None
+    assert ops[:2] == (("spin_trylock", "pcp->lock[cpu0]"), ("spin_trylock_irqsave", "zone->lock"))
+    assert scenarios.call_lock_ops(k, L.mm.page_alloc.try_alloc_pages, 0, 4) == (None, ())

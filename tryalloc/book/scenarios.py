@@ -71,6 +71,15 @@ def trylocks(ops, lock: str) -> tuple[int, int]:
     return tried, failed
 
 
+def call_lock_ops(k, fn, *args, **kwargs) -> tuple:
+    """``(result, ops)``: ``k.call(fn, *args, **kwargs)``'s result and the lock operations it announced
+    or logged, as ``(operation, lock)`` pairs in order (``trylock-failed`` marks a failed try)."""
+    result = k.call(fn, *args, **kwargs)
+    ops = tuple((op, obj) for _, _, _, op, obj in k.events
+                if isinstance(obj, str) and ("lock" in op or op == "trylock-failed"))
+    return result, ops
+
+
 def program_alloc(L, order: int = 0):
     """The page allocation a non-sleeping program makes at level ``L``: ``try_alloc_pages`` where the
     level has it, ``alloc_pages(GFP_ATOMIC)`` before."""
