@@ -99,3 +99,14 @@ def test_call_lock_ops_lists_the_lock_operations_of_one_call(levels):
     assert page is not None
     assert ops[:2] == (("spin_trylock", "pcp->lock[cpu0]"), ("spin_trylock_irqsave", "zone->lock"))
     assert scenarios.call_lock_ops(k, L.mm.page_alloc.try_alloc_pages, 0, 4) == (None, ())
+
+
+def test_free_in_context_shows_what_the_free_path_decides_alone(levels):
+    L = levels["2"]
+    nolock = L.mm.page_alloc.free_pages_nolock
+    assert scenarios.free_in_context(L, nolock, 0).went == "pcp"
+    assert scenarios.free_in_context(L, nolock, 4).went == "buddy"
+    rt = scenarios.free_in_context(L, nolock, 0, context="nmi", preempt_rt=True)
+    assert rt.went == "deferred" and rt.program_ops == ()
+    gap = scenarios.free_in_context(L, nolock, 4, context="nmi", preempt_rt=True)  # R2.7, the v6 gap
+    assert "invalid context" in gap.report and gap.went == ""

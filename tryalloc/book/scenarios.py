@@ -10,7 +10,7 @@ deadlocked, what the program got, and the program's lock operations, read from t
 
 :func:`nmi_free_on_lock` is its counterpart on the free side (patch 2): the NMI frees a block
 instead, and :class:`NmiFreeOutcome` says where the block went: the pcp list, buddy, or the zone's
-deferred list.
+deferred list; :func:`free_in_context` frees on a quiet machine, to see what the path decides alone.
 
 Every scenario takes the level's package (``series.load("1")``) as its first argument, so one call runs
 the same schedule on any level.
@@ -158,6 +158,24 @@ def nmi_free_on_lock(L, free, *, free_order: int = 4, task_order: int = 4, op: s
     title, events = _run_with_nmi_at(L, k, op, lock)
     return NmiFreeOutcome(title, _context_lock_ops(events, "nmi"))
 
+
+
+def free_in_context(L, free, order: int = 0, *, context: str = "task",
+                    preempt_rt: bool = False) -> NmiFreeOutcome:
+    """Free a block of ``order`` with ``free`` (such as ``L.mm.page_alloc.free_pages_nolock``) in
+    ``context`` on a quiet one-CPU machine: no lock is held by anybody, so the outcome shows only what
+    the free path itself decides.  A kernel-style report (an rt_mutex tried in NMI on PREEMPT_RT) is
+    returned in the outcome's ``report``, not raised."""
+    A, G = L.mm.page_alloc, L.include.gfp
+    k = L.Kernel(nr_cpus=1, pages_per_node=256, max_order=5, pageblock_order=5, memcg=False,
+                 preempt_rt=preempt_rt)
+    A.setup_per_zone_wmarks(k, 0)
+    page = k.call(A.alloc_pages, G.GFP_KERNEL, order)
+    try:
+        _, ops = call_lock_ops(k, free, page, order, context=context)
+    except L.KernelReport as report:
+        return NmiFreeOutcome(report.title, ())
+    return NmiFreeOutcome("", ops)
 
 
 def _run_with_nmi_at(L, k, op: str, lock: str) -> tuple[str, tuple]:
