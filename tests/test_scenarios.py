@@ -110,3 +110,10 @@ def test_free_in_context_shows_what_the_free_path_decides_alone(levels):
     assert rt.went == "deferred" and rt.program_ops == ()
     gap = scenarios.free_in_context(L, nolock, 4, context="nmi", preempt_rt=True)  # R2.7, the v6 gap
     assert "invalid context" in gap.report and gap.went == ""
+
+
+def test_on_a_uniprocessor_kernel_the_nmi_walks_into_the_pcp_section(levels):
+    smp = scenarios.nmi_program_on_lock(levels["2"], lock="pcp->lock[cpu0]")
+    up = scenarios.nmi_program_on_lock(levels["2"], lock="pcp->lock[cpu0]", smp=False)
+    assert smp.completed and smp.program_got == "a page"
+    assert "per-CPU" in up.report and up.program_got == ""

@@ -91,19 +91,20 @@ def program_alloc(L, order: int = 0):
 
 def nmi_program_on_lock(L, *, task_order: int = 0, program_order: int = 0, op: str = "acquired",
                         lock: str = "zone->lock", preempt_rt: bool = False,
-                        pages: int = 1024) -> NmiOutcome:
+                        pages: int = 1024, smp: bool = True) -> NmiOutcome:
     """Run a task's ``alloc_pages(GFP_KERNEL, task_order)`` on CPU 0 of a fresh one-CPU machine and
     deliver an NMI the first time the task announces ``op`` on ``lock``; the NMI runs a perf-event
     program that allocates ``program_order`` (see :func:`program_alloc`).  A kernel-style report (a
     deadlock, an invalid context) ends the run and is returned, not raised.
 
+    ``smp=False`` boots a uniprocessor kernel (whose ``spin_trylock`` cannot fail).
     ``op``/``lock`` name an event of the log such as ``("acquired", "pcp->lock[cpu0]")``.  A point the
     task never reaches raises the machine's :class:`~tryalloc.errors.TriggerError` (the NMI would
     never arrive, and the run would show nothing).
     """
     if task_order < 0 or program_order < 0:
         raise InvalidArgumentError(f"nmi_program_on_lock: orders must be >= 0, got {task_order}, {program_order}")
-    k = L.Kernel(nr_cpus=1, pages_per_node=pages, preempt_rt=preempt_rt, detectors={"lockdep": "warn"})
+    k = L.Kernel(nr_cpus=1, pages_per_node=pages, preempt_rt=preempt_rt, smp=smp, detectors={"lockdep": "warn"})
     got: list = []
     alloc = program_alloc(L, program_order)
     L.bpf.prog.bpf_prog_attach_perf_event(k, 0, lambda ctx: got.append(alloc()))
