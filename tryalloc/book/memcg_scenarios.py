@@ -4,7 +4,8 @@ Each function takes ``L``, the package as of a level (:func:`tryalloc.series.loa
 the same scenario before and after a patch and compares.  They return plain data (strings, dicts,
 lists) that the chapters print, glue and draw (:mod:`tryalloc.book.memcg_figures`):
 
-* :func:`local_lock_nmi_build`: an NMI on a CPU whose task takes a per-CPU lock (patch 3);
+* :func:`local_lock_nmi_build`: an NMI on a CPU whose task takes a per-CPU lock (patch 3), and
+  :func:`nmi_on_local_lock`, one run of it with the NMI at a chosen point;
 * :func:`nmi_charge_inside_stock`: an NMI charging memcg while its task is inside ``stock_lock``
   (patch 4), with the stock before and after the NMI's charge;
 * :func:`near_limit_run`: ``try_alloc_pages`` in a memcg close to its limit, step by step (patch 5);
@@ -69,6 +70,19 @@ def local_lock_nmi_build(L, preempt_rt: bool = False) -> Callable:
         k.on_interrupt(0, "nmi", nmi)
         return k
     return build
+
+
+def nmi_on_local_lock(L, op: str = "acquired", preempt_rt: bool = False) -> str:
+    """Run :func:`local_lock_nmi_build`'s machine once, its NMI delivered the first time the task logs
+    ``op`` on the lock (``"acquired"``: inside the section; ``"local_lock_irqsave"``: just before
+    it).  Returns the title of the report that stopped the run, or ``"the run completes; the NMI's
+    attempt: "`` and what the attempt gave (``entered``, ``trylock failed``)."""
+    k = local_lock_nmi_build(L, preempt_rt)()
+    try:
+        k.run(L.Scripted(L.When(cpu=0, op=op, obj=LOCK, inject="nmi")))
+    except L.KernelReport as report:
+        return report.title
+    return f"the run completes; the NMI's attempt: {k.nmi_got[0]}"
 
 
 def local_lock_label(k, result) -> str:

@@ -264,3 +264,21 @@ def interrupt_at_acquire(L, kind: str = "hardirq", *, irqsave: bool = True) -> A
     entry = next((e[0] for e in log if e[3] == f"{kind}-entry"), -1)
     before = [e[0] for e in log if e[2] == "task" and e[0] < entry]
     return Arrival(entry, log.held(before[-1]) if entry >= 0 and before else (), log)
+
+
+def inside_a_spinlock(L, **options) -> dict:
+    """What a task inside a ``spinlock_t`` may be: on a fresh machine booted with ``options`` (such as
+    ``preempt_rt=True``), CPU 0's task takes a spinlock and asks, inside it, ``preemptible()``,
+    ``irqs_disabled()`` and whether migration is disabled."""
+    locking, preempt = L.kernel.locking, L.kernel.preempt
+    k = L.Kernel(**options)
+    lock = locking.spinlock_t("demo_lock")
+
+    def inside():
+        locking.spin_lock(lock)
+        state = {"preemptible": preempt.preemptible(), "irqs_disabled": preempt.irqs_disabled(),
+                 "migrate_disabled": bool(L.kernel.sched.this_cpu().migrate_disabled)}
+        locking.spin_unlock(lock)
+        return state
+
+    return k.call(inside)
