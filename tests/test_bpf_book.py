@@ -85,3 +85,11 @@ def test_the_context_table_at_level_6():
 def test_the_matrix_row_of_patch_6():
     assert B.bpf_matrix_rows(tryalloc) == [
         [B.MATRIX_ROW, "6", "`alloc_pages_node`", "`try_alloc_pages`", "`alloc_pages_node`"]]
+
+
+def test_one_map_page_is_one_cell_of_the_context_table_and_refuses_an_unknown_context():
+    cell = B.one_map_page(tryalloc, "hardirq", preempt_rt=True)
+    assert cell == B.can_alloc_table(tryalloc)["hardirq"]["RT"]
+    assert cell["allocator"] == "try_alloc_pages" and cell["ret"] == -12
+    with pytest.raises(InvalidArgumentError, match="label must be one of"):
+        B.one_map_page(tryalloc, "hard-irq")
