@@ -12,8 +12,13 @@ deadlocked, what the program got, and the program's lock operations, read from t
 instead, and :class:`NmiFreeOutcome` says where the block went: the pcp list, buddy, or the zone's
 deferred list; :func:`free_in_context` frees on a quiet machine, to see what the path decides alone.
 
-Every scenario takes the level's package (``series.load("1")``) as its first argument, so one call runs
-the same schedule on any level.
+The machine chapters' exercises share :func:`lock_orders` (CPUs taking locks in given orders, for a
+search), :func:`interrupt_at_acquire` (where a requested interrupt comes in) and
+:func:`inside_a_spinlock` (what a spinlock's holder may be, !RT or RT); :func:`call_lock_ops` lists
+the lock operations of one call.
+
+Every scenario takes the level's package (``series.load("1")``, or ``tryalloc`` itself) as its first
+argument, so one call runs the same schedule on any level.
 """
 from __future__ import annotations
 
