@@ -89,3 +89,11 @@ def test_the_matrix_row_of_patch_6_is_measured():
 
     assert matrix.matrix_row(tryalloc, matrix.BPF_ROW) == [
         matrix.BPF_ROW, "`alloc_pages_node`", "`try_alloc_pages`", "`alloc_pages_node`"]
+
+
+def test_one_map_page_is_one_cell_of_the_context_table_and_refuses_an_unknown_context():
+    cell = B.one_map_page(tryalloc, "hardirq", preempt_rt=True)
+    assert cell == B.can_alloc_table(tryalloc)["hardirq"]["RT"]
+    assert cell["allocator"] == "try_alloc_pages" and cell["ret"] == -12
+    with pytest.raises(InvalidArgumentError, match="label must be one of"):
+        B.one_map_page(tryalloc, "hard-irq")

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tryalloc.book import style
-from tryalloc.book.events import describe_point
 from tryalloc.book.history_figure import label_positions, series_timeline
+from tryalloc.errors import InvalidArgumentError
 
 
 def test_a_lock_is_coloured_by_its_name_without_node_prefix_or_cpu_suffix():
@@ -35,11 +37,19 @@ def test_svg_keeps_text_as_text_at_the_books_width():
     assert style.as_svg(series_timeline())._repr_svg_() == svg  # no date, no random ids
 
 
-def test_describe_point_says_what_the_context_was_about_to_do():
-    assert describe_point("spin_unlock_irqrestore", "zone->lock") == "about to release zone->lock (still held)"
-    assert describe_point("spin_trylock", "pcp->lock[cpu0]") == "about to try pcp->lock[cpu0]"
-    assert describe_point("local_lock_irqsave", "memcg_stock.stock_lock") == "about to take memcg_stock.stock_lock"
-    assert describe_point("start", None) == "at its start"
+def test_fit_lines_keeps_every_line_within_the_width_matplotlib_measures():
+    width = 1.0  # inches
+    for text in ("InvalidContextError", "about to local_lock_irqsave memcg_stock.stock_lock",
+                 "about to spin_unlock_irqrestore zone->lock, still holding it", "x" * 40):
+        lines = style.fit_lines(text, width, style.SMALL_FONT, "bold")
+        assert all(style.text_width(line, style.SMALL_FONT, "bold") <= width for line in lines), lines
+        assert "".join(lines).replace(" ", "") == text.replace(" ", "")  # nothing lost, nothing added
+    camel = style.fit_lines("InvalidContextError", 1.0, style.SMALL_FONT, "bold")
+    assert len(camel) == 2 and all(line[0].isupper() for line in camel)  # cut between its words
+    assert style.fit_lines("about to take memcg_stock.stock_lock", 1.1, style.SMALL_FONT)[-1] == "stock_lock"
+    assert style.fit_lines("short", 1.0, style.SMALL_FONT) == ["short"]
+    with pytest.raises(InvalidArgumentError, match="width"):
+        style.fit_lines("x", 0, style.SMALL_FONT)
 
 
 def test_history_labels_keep_their_spacing():

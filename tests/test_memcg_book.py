@@ -125,3 +125,16 @@ def test_the_charge_cost_figure_draws_one_line_and_bar_per_run_and_refuses_none(
     assert "<svg" in as_svg(fig).data
     with pytest.raises(InvalidArgumentError):
         F.charge_cost_figure({})
+
+
+def test_accounted_steps_charge_a_batch_per_cpu_and_uncharge_into_the_freeing_cpus_stock():
+    L = series.load("0")
+    batch = L.mm.memcontrol.MEMCG_CHARGE_BATCH
+    one = S.accounted_steps(L, [("alloc", 0, 0)])
+    assert one == {"usage": batch, "stock": [batch - 1, 0], "cached": ["app", None]}
+    assert S.accounted_steps(L, [("alloc", 0, 0), ("alloc", 1, 0)])["stock"] == [batch - 1] * 2
+    cross = S.accounted_steps(L, [("alloc", 0, 0), ("free", 1, 0)])
+    assert cross["stock"] == [batch - 1, 1] and cross["usage"] == batch
+    assert S.accounted_steps(L, [("alloc", 0, 7)]) == {"usage": 128, "stock": [0, 0], "cached": [None, None]}
+    with pytest.raises(InvalidArgumentError, match="accounted_steps"):
+        S.accounted_steps(L, [("allocate", 0, 0)])

@@ -89,9 +89,13 @@ def test_injection_cells_place_an_nmi_allocating_at_each_scheduling_point_of_all
     fig = injections.injection_strip({"alloc_pages": cells})
     texts = [t.get_text().replace("\n", " ") for t in fig.axes[0].texts]
     assert texts[0] == "alloc_pages"
-    assert texts[1::2] == [c.outcome for c in cells]
-    assert texts[2::2] == [c.description for c in cells]
-    assert next(c.description for c in deadlocks) == "about to release zone->lock (still held)"
+    assert [t.replace(" ", "") for t in texts[1::2]] == [c.outcome.replace(" ", "") for c in cells]
+    assert [t.replace(" ", "") for t in texts[2::2]] == [c.description.replace(" ", "") for c in cells]
+    # the strip says what the report's log says at that point (the log's words, its short form)
+    assert next(c.description for c in deadlocks) == \
+        "about to spin_unlock_irqrestore zone->lock, still holding it (and pcp->lock[cpu0])"
+    first = cells[1]
+    assert first.description == first.event.describe(short=True) and "holds no locks" not in first.description
 
 
 def test_injection_of_and_cells_on_synthetic_logs():
@@ -106,7 +110,7 @@ def test_injection_of_and_cells_on_synthetic_logs():
 
 
 def test_a_long_strip_wraps_into_rows_of_cells_of_one_size():
-    cells = [injections.Injection(i, f"spin_lock L{i}", "completes", "spin_lock", f"L{i}") for i in range(14)]
+    cells = [injections.Injection(i, f"spin_lock L{i}", "completes") for i in range(14)]
     assert [len(r) for r in injections.strip_rows(cells)] == [6, 6, 2]
     short = injections.injection_strip({"short": cells[:3]})
     wrapped = injections.injection_strip({"long": cells})
@@ -119,11 +123,34 @@ def test_a_long_strip_wraps_into_rows_of_cells_of_one_size():
         injections.strip_rows(cells, 0)
 
 
-def test_wrap_label_breaks_long_names_after_punctuation():
-    wrapped = injections.wrap_label("about to take memcg_stock.stock_lock")
-    assert wrapped == ["about to take", "memcg_stock.", "stock_lock"]
-    lines = injections.wrap_label("about to release zone->lock (still held)")
-    assert lines == ["about to release", "zone->lock", "(still held)"]
+def test_every_label_of_a_strip_fits_inside_its_cell_as_drawn():
+    """The labels are wrapped to the cell's width: measured on the drawn figure (matplotlib's text
+    extents against the cell's box), no outcome or description runs past its cell, and a description
+    never reaches the next row's boxes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from tryalloc.kernel.events import Event
+
+    long = Event(3, 0, "task", "local_unlock_irqrestore", "memcg_stock.stock_lock", True,
+                 ("memcg_stock.stock_lock", "pcp->lock[cpu0]"))
+    cells = [injections.Injection(0, "(before the task)", "completes"),
+             injections.Injection(1, "p", "InvalidContextError"),
+             injections.Injection(2, "p", "per-CPU corruption", long)]
+    fig = injections.injection_strip({"a strip": cells}, per_row=6)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    ax = fig.axes[0]
+    to_inches = fig.dpi_scale_trans.inverted()
+    boxes = [p.get_window_extent(renderer).transformed(to_inches) for p in ax.patches]
+    labels = [t for t in ax.texts[1:]]  # the strip's name stands above the cells
+    assert len(labels) == 2 * len(boxes)
+    for i, box in enumerate(boxes):
+        for text in labels[2 * i: 2 * i + 2]:
+            ext = text.get_window_extent(renderer).transformed(to_inches)
+            assert box.x0 <= ext.x0 and ext.x1 <= box.x1, (text.get_text(), ext, box)
+        below = labels[2 * i + 1].get_window_extent(renderer).transformed(to_inches)
+        assert below.y0 >= 0  # inside the figure: the row is as tall as its longest description
+    assert "\n" in labels[2].get_text() and labels[2].get_text().replace("\n", "") == "InvalidContextError"
+    assert cells[2].description.startswith("about to local_unlock_irqrestore memcg_stock.stock_lock, still")
 
 
 def test_memory_map_and_pcp_history_have_integer_ticks():

@@ -62,3 +62,58 @@ def test_the_free_side_says_where_the_block_went(levels):
     assert moved.went == "buddy" and moved.trylocks("pcp->lock[cpu0]") == (1, 1)
     stopped = scenarios.nmi_free_on_lock(L1, L1.mm.page_alloc.__free_pages)
     assert "deadlock" in stopped.report and stopped.went == ""
+
+
+def test_lock_orders_builds_cpus_whose_opposite_orders_deadlock_and_same_orders_do_not():
+    import tryalloc
+
+    opposite = tryalloc.explore(scenarios.lock_orders(tryalloc, "AB", "BA"), stop_on_failure=False)
+    same = tryalloc.explore(scenarios.lock_orders(tryalloc, "AB", "AB"), stop_on_failure=False)
+    assert opposite.complete and opposite.failures
+    assert all(isinstance(f, tryalloc.DeadlockError) for f in opposite.failures)
+    assert same.complete and not same.failures
+    k = scenarios.lock_orders(tryalloc, "AB", "BA", lockdep="raise")()
+    with pytest.raises(tryalloc.LockdepError):
+        k.run()
+    for bad in ((), ("AB", ""), ("AB", 3)):
+        with pytest.raises(InvalidArgumentError, match="lock_orders"):
+            scenarios.lock_orders(tryalloc, *bad)
+
+
+def test_interrupt_at_acquire_says_where_the_interrupt_came_in():
+    import tryalloc
+
+    hard = scenarios.interrupt_at_acquire(tryalloc, "hardirq")
+    nmi = scenarios.interrupt_at_acquire(tryalloc, "nmi")
+    plain = scenarios.interrupt_at_acquire(tryalloc, "hardirq", irqsave=False)
+    assert not hard.inside and hard.task_held == () and hard.log[hard.entry][3] == "hardirq-entry"
+    assert nmi.inside and nmi.task_held == ("demo_lock",) and nmi.entry < hard.entry
+    assert plain.inside
+
+
+def test_call_lock_ops_lists_the_lock_operations_of_one_call(levels):
+    L = levels["1"]
+    k = L.Kernel(nr_cpus=1, pages_per_node=256, max_order=5, pageblock_order=5, memcg=False)
+    L.mm.page_alloc.setup_per_zone_wmarks(k, 0)
+    page, ops = scenarios.call_lock_ops(k, L.mm.page_alloc.try_alloc_pages, 0, 0)
+    assert page is not None
+    assert ops[:2] == (("spin_trylock", "pcp->lock[cpu0]"), ("spin_trylock_irqsave", "zone->lock"))
+    assert scenarios.call_lock_ops(k, L.mm.page_alloc.try_alloc_pages, 0, 4) == (None, ())
+
+
+def test_free_in_context_shows_what_the_free_path_decides_alone(levels):
+    L = levels["2"]
+    nolock = L.mm.page_alloc.free_pages_nolock
+    assert scenarios.free_in_context(L, nolock, 0).went == "pcp"
+    assert scenarios.free_in_context(L, nolock, 4).went == "buddy"
+    rt = scenarios.free_in_context(L, nolock, 0, context="nmi", preempt_rt=True)
+    assert rt.went == "deferred" and rt.program_ops == ()
+    gap = scenarios.free_in_context(L, nolock, 4, context="nmi", preempt_rt=True)  # R2.7, the v6 gap
+    assert "invalid context" in gap.report and gap.went == ""
+
+
+def test_on_a_uniprocessor_kernel_the_nmi_walks_into_the_pcp_section(levels):
+    smp = scenarios.nmi_program_on_lock(levels["2"], lock="pcp->lock[cpu0]")
+    up = scenarios.nmi_program_on_lock(levels["2"], lock="pcp->lock[cpu0]", smp=False)
+    assert smp.completed and smp.program_got == "a page"
+    assert "per-CPU" in up.report and up.program_got == ""

@@ -10,7 +10,9 @@ failure.  Every page is screenshotted whole in a 1400 px and a 390 px wide windo
 The figures are measured as a reader sees them: every figure has an alt text and is vector (SVG), or a
 raster shown at no less than 90 % of its size; an SVG is never shrunk in a 1400 px window, and its smallest
 text (the font size in the SVG times the scale it is shown at) is at least :data:`MIN_LABEL_PX` for the
-window's width; in the wide window no figure or table runs past the content column.
+window's width; in the wide window no figure or table runs past the content column; in the narrow one
+no word of a table cell is cut by a line break (a wide table scrolls in its own box), and in neither
+does the page scroll sideways.
 
 The link check reads the HTML files directly: every local ``href`` must name a file of the site, and every
 ``#fragment`` an ``id`` in it.  No test here goes on the network.
@@ -284,7 +286,7 @@ def test_page_loads_with_its_images_outputs_and_binder_link(server, page, docnam
 #: What a page's figures and tables measure in the browser: for each figure its image (natural and shown
 #: width, whether it is SVG, the smallest font size the SVG declares and its viewBox width), and for each
 #: figure and table whether it runs past the content column or scrolls sideways.
-_MEASURE = """async () => {
+_MEASURE = """async (narrow) => {
   const article = document.querySelector('article.bd-article') || document.querySelector('main');
   const column = article.getBoundingClientRect().right;
   const figures = [];
@@ -311,7 +313,33 @@ _MEASURE = """async () => {
   const tables = [...article.querySelectorAll('table')].map(t => ({
     right: t.getBoundingClientRect().right, column, scrolls: t.scrollWidth > t.clientWidth + 1,
     boxScrolls: t.parentElement.scrollWidth > t.parentElement.clientWidth + 1}));
-  return {figures, tables, page: document.documentElement.scrollWidth};
+  // on a phone: the words of table cells that a line break cuts between two letters or digits
+  const broken = [];
+  if (narrow) {
+    for (const cell of article.querySelectorAll('td, th')) {
+      const walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+      for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+        for (const word of node.data.matchAll(/\\S+/g)) {
+          const range = document.createRange();
+          range.setStart(node, word.index);
+          range.setEnd(node, word.index + word[0].length);
+          if (range.getClientRects().length < 2) continue;
+          let top = null;
+          for (let i = 0; i < word[0].length; i++) {
+            range.setStart(node, word.index + i);
+            range.setEnd(node, word.index + i + 1);
+            const rect = range.getBoundingClientRect();
+            if (top !== null && rect.top > top + 1 && /\\w/.test(word[0][i]) && /\\w/.test(word[0][i - 1])) {
+              broken.push(word[0]);
+              break;
+            }
+            top = rect.top;
+          }
+        }
+      }
+    }
+  }
+  return {figures, tables, broken, page: document.documentElement.scrollWidth};
 }"""
 
 
@@ -328,7 +356,7 @@ def test_figures_are_vector_legible_and_inside_the_column(server, browser, docna
         tall = page.evaluate("document.documentElement.scrollHeight")  # Chromium captures up to 16384 px
         page.screenshot(path=str(SHOTS / f"{docname.replace('/', '__')}@{width}.png"), full_page=True,
                         clip={"x": 0, "y": 0, "width": width, "height": min(tall, 16000)})
-        measured = page.evaluate(_MEASURE)
+        measured = page.evaluate(_MEASURE, width < 640)
     finally:
         context.close()
     for fig in measured["figures"]:
@@ -350,7 +378,9 @@ def test_figures_are_vector_legible_and_inside_the_column(server, browser, docna
                 assert item["right"] <= item["column"] + 1 and not item["scrolls"], \
                     f"a {kind[:-1]} overflows the column at {width} px: {item}"
         assert not any(t["boxScrolls"] for t in measured["tables"]), "a table scrolls sideways at 1400 px"
-        assert measured["page"] <= width
+    else:  # a phone: a table too wide scrolls in its own box, and no word of it is cut
+        assert measured["broken"] == [], f"words cut inside table cells at {width} px: {measured['broken'][:5]}"
+    assert measured["page"] <= width, f"the page scrolls sideways at {width} px"
 
 
 @pytest.mark.site

@@ -142,14 +142,22 @@ def can_alloc_table(L) -> dict[str, dict[str, dict]]:
     pages the map's memcg was charged.  Patch 6 and later only."""
     if not has_patch6(L):
         raise InvalidArgumentError(f"can_alloc_table: {L.__name__} has no can_alloc_pages (patch 6)")
-    table = {}
-    for label in CONTEXTS:
-        table[label] = {}
-        for column, config in COLUMNS.items():
-            k = L.Kernel(nr_cpus=1, pages_per_node=512, **config)
-            table[label][column] = _one_page(L, k, label)
-            check_books(L, k)
-    return table
+    return {label: {column: one_map_page(L, label, **config) for column, config in COLUMNS.items()}
+            for label in CONTEXTS}
+
+
+def one_map_page(L, label: str, **config) -> dict:
+    """One cell of :func:`can_alloc_table`: a map's ``bpf_map_alloc_pages`` of one page in the context
+    ``label`` (a key of :data:`CONTEXTS`) on a fresh one-CPU machine booted with ``config`` (such as
+    ``preempt_rt=True``), the books checked afterwards."""
+    if not has_patch6(L):
+        raise InvalidArgumentError(f"one_map_page: {L.__name__} has no can_alloc_pages (patch 6)")
+    if label not in CONTEXTS:
+        raise InvalidArgumentError(f"one_map_page: label must be one of {', '.join(CONTEXTS)}, got {label!r}")
+    k = L.Kernel(nr_cpus=1, pages_per_node=512, **config)
+    row = _one_page(L, k, label)
+    check_books(L, k)
+    return row
 
 
 def _outcome(err: Exception) -> str:

@@ -3,8 +3,8 @@
 An event is the tuple ``(index, cpu, "task>nmi", op, obj)`` of ``Kernel.events`` (and
 ``KernelReport.events``).  A context logs the operation it is *about* to do at a scheduling point
 (``spin_unlock_irqrestore zone->lock``: the lock is still held); the operation takes effect when that
-context runs again.  :func:`describe_point` is the one place that turns such an announced operation
-into words for a reader, so every figure says the same thing.
+context runs again.  The words for one event are the log's own,
+:meth:`Event.describe <tryalloc.kernel.events.Event.describe>`, in reports and pictures alike.
 """
 from __future__ import annotations
 
@@ -18,24 +18,6 @@ def outcome_of_report(report) -> str:
     """``"deadlock"``, ``"per-CPU corruption"`` (see :data:`REPORT_OUTCOMES`) or the report's class name."""
     name = type(report).__name__
     return REPORT_OUTCOMES.get(name, name)
-
-
-def describe_point(op: str, obj) -> str:
-    """What a context is about to do when it logged ``op`` on ``obj`` and was interrupted there, in words:
-    ``"about to release zone->lock (still held)"``, ``"about to take zone->lock"``, ``"about to try
-    pcp->lock[cpu0]"``; other operations as ``"about to <op> <obj>"``.  ``"start"`` is the task's first
-    point: nothing done yet."""
-    if op == "start":
-        return "at its start"
-    if obj is None:
-        return f"about to {op}"
-    if "unlock" in op:
-        return f"about to release {obj} (still held)"
-    if "trylock" in op:
-        return f"about to try {obj}"
-    if "lock" in op and op != "acquired":
-        return f"about to take {obj}"
-    return f"about to {op} {obj}"
 
 
 def lock_trail(events, ctx: str) -> str:

@@ -3,11 +3,13 @@
 :func:`search_injections` delivers a machine's interrupt at every scheduling point of its task
 (an exhaustive search) and returns one :class:`Injection` per point; :func:`injection_strip` draws them
 as cells coloured by outcome, wrapped into rows of :data:`CELLS_PER_ROW`, each labelled with what the
-task was about to do when the interrupt came (:func:`~tryalloc.book.events.describe_point`).
+task was about to do when the interrupt came, in the event log's own words
+(:meth:`Event.describe <tryalloc.kernel.events.Event.describe>`, its short form), so a strip and a report
+say the same.  Every label is wrapped to the width of its cell as matplotlib measures the text
+(:func:`~tryalloc.book.style.fit_lines`), so none runs into its neighbour.
 """
 from __future__ import annotations
 
-import textwrap
 from dataclasses import dataclass, field
 
 from matplotlib.colors import to_rgb
@@ -15,30 +17,32 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..errors import InvalidArgumentError
-from .events import describe_point, outcome_of_report
-from .style import FIGURE_WIDTH, FONT, OUTCOME_COLOURS, SMALL_FONT, styled
+from ..kernel.events import Event, EventLog
+from .events import outcome_of_report
+from .style import FIGURE_WIDTH, FONT, OUTCOME_COLOURS, SMALL_FONT, fit_lines, line_height, styled
 
 #: Cells in one row of a strip: a longer strip wraps, so a cell keeps its drawn size on every page.
 CELLS_PER_ROW = 6
-_LABEL_CHARS = 16  # characters of a point's description per line, at SMALL_FONT in one cell
 
 
 @dataclass(frozen=True)
 class Injection:
     """An interrupt that entered after the interrupted task had logged ``position`` events, the last
     one the announced operation ``point`` ("spin_lock_irqsave zone->lock"); the run ended in ``outcome``.
-    ``op`` and ``obj`` are that operation's fields (``None`` before the task's first event)."""
+    ``event`` is that last event with its state (:class:`~tryalloc.kernel.events.Event`), ``None``
+    before the task's first event."""
 
     position: int
     point: str
     outcome: str
-    op: str | None = field(default=None, compare=False)
-    obj: object = field(default=None, compare=False)
+    event: Event | None = field(default=None, compare=False)
 
     @property
     def description(self) -> str:
-        """What the task was about to do, in words (:func:`~tryalloc.book.events.describe_point`)."""
-        return describe_point(self.op, self.obj) if self.op else "before the task starts"
+        """What the task was about to do, in the log's words: ``about to spin_unlock_irqrestore
+        zone->lock, still holding it`` (:meth:`Event.describe <tryalloc.kernel.events.Event.describe>`,
+        short form)."""
+        return self.event.describe(short=True) if self.event else "before the task starts"
 
 
 def injection_of(events, outcome: str, cpu: int = 0, kind: str = "nmi") -> Injection | None:
@@ -48,11 +52,12 @@ def injection_of(events, outcome: str, cpu: int = 0, kind: str = "nmi") -> Injec
     entry = next((ev for ev in events if ev[1] == cpu and ev[3] == f"{kind}-entry"), None)
     if entry is None:
         return None
-    before = [ev for ev in events if ev[1] == cpu and ev[2] == "task" and ev[0] < entry[0]]
+    before = [i for i, ev in enumerate(events) if ev[1] == cpu and ev[2] == "task" and ev[0] < entry[0]]
     if not before:
         return Injection(0, "(before the task)", outcome)
-    _, _, _, op, obj = before[-1]
-    return Injection(len(before), f"{op} {obj}" if obj else op, outcome, op, obj)
+    event = EventLog.of(events).at(before[-1])
+    point = f"{event.op} {event.obj}" if event.obj else event.op
+    return Injection(len(before), point, outcome, event)
 
 
 def injection_cells(injections) -> list[Injection]:
@@ -81,28 +86,15 @@ def search_injections(explore, build, label) -> tuple:
     return found, injection_cells(cells)
 
 
-def wrap_label(text: str, width: int = _LABEL_CHARS) -> list[str]:
-    """``text`` in lines of at most ``width`` characters where it can be: at spaces, and a longer name
-    after its last ``.``, ``>`` or ``_`` that fits (``memcg_stock.`` / ``stock_lock``)."""
-    lines = []
-    for line in textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False):
-        while len(line) > width:
-            cut = max(line.rfind(c, 0, width) for c in "._>") + 1
-            if cut <= 0:
-                break
-            lines.append(line[:cut])
-            line = line[cut:]
-        lines.append(line)
-    return lines
-
-
 def _ink(colour: str) -> str:
     r, g, b = to_rgb(colour)
     return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.6 else "white"
 
 
-# inches: a strip's title, a cell's box, the room for its description, the gap after a row
-_TITLE, _BOX, _TEXT, _GAP, _MARGIN = 0.34, 0.40, 0.64, 0.10, 0.05
+# inches: a strip's title, a cell's least box height, the padding around a label, the gap after a row,
+# the gap between two cells, the figure's margin
+_TITLE, _BOX, _PAD, _GAP, _SPACE, _MARGIN = 0.34, 0.40, 0.06, 0.10, 0.06, 0.05
+_LINESPACING = 1.15
 
 
 def strip_rows(cells: list, per_row: int = CELLS_PER_ROW) -> list[list]:
@@ -112,37 +104,61 @@ def strip_rows(cells: list, per_row: int = CELLS_PER_ROW) -> list[list]:
     return [cells[i:i + per_row] for i in range(0, len(cells), per_row)]
 
 
+@dataclass(frozen=True)
+class _Row:
+    """One row of a strip laid out: each cell's outcome and description lines, and the heights (inches)
+    of the row's boxes and of the text under them, from its tallest cell."""
+
+    cells: list
+    outcomes: list
+    descriptions: list
+    box: float
+    text: float
+
+
+def _layout(cells: list, label_width: float) -> _Row:
+    outcomes = [fit_lines(c.outcome, label_width, SMALL_FONT, "bold") for c in cells]
+    descriptions = [fit_lines(c.description, label_width, SMALL_FONT) for c in cells]
+    tall = max((len(lines) for lines in outcomes), default=1)
+    deep = max((len(lines) for lines in descriptions), default=1)
+    box = max(_BOX, tall * line_height(SMALL_FONT, _LINESPACING) + 2 * _PAD)
+    return _Row(cells, outcomes, descriptions, box, deep * line_height(SMALL_FONT, _LINESPACING) + 2 * _PAD)
+
+
 @styled
 def injection_strip(rows: dict[str, list], title: str | None = None, per_row: int = CELLS_PER_ROW) -> Figure:
     """One strip per scenario (``rows``: its name to its injections): a cell per point at which the
     interrupt can arrive, coloured and labelled by the outcome, with what the task was about to do
-    there written under it; ``per_row`` cells a row, a longer strip wraps."""
-    strips = {name: strip_rows(injection_cells(injs), per_row) for name, injs in rows.items()}
-    height = sum(_TITLE + max(len(r), 1) * (_BOX + _TEXT + _GAP) for r in strips.values()) + (_TITLE if title else 0)
+    there written under it; ``per_row`` cells a row, a longer strip wraps.  Labels are wrapped to the
+    cell's width (:func:`~tryalloc.book.style.fit_lines`) and a row is as tall as its longest label."""
+    cut = {name: strip_rows(injection_cells(injs), per_row) for name, injs in rows.items()}
+    cell = (FIGURE_WIDTH - 2 * _MARGIN) / per_row
+    strips = {name: [_layout(r, cell - _SPACE - 2 * _PAD) for r in laid] for name, laid in cut.items()}
+    height = (_TITLE if title else 0) + sum(
+        _TITLE + (sum(r.box + r.text + _GAP for r in laid) if laid else _BOX + _GAP) for laid in strips.values())
     fig = Figure(figsize=(FIGURE_WIDTH, height + 2 * _MARGIN))
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, FIGURE_WIDTH)
     ax.set_ylim(height + 2 * _MARGIN, 0)  # y in inches from the top
     ax.axis("off")
-    cell = (FIGURE_WIDTH - 2 * _MARGIN) / per_row
     y = _MARGIN
     if title:
         ax.text(_MARGIN, y + _TITLE / 2, title, va="center", fontsize=FONT + 1, fontweight="bold")
         y += _TITLE
-    for name, lines in strips.items():
+    for name, laid in strips.items():
         ax.text(_MARGIN, y + _TITLE / 2, name, va="center", fontsize=FONT, fontweight="bold")
         y += _TITLE
-        for line in lines:
-            for i, c in enumerate(line):
+        for row in laid:
+            for i, c in enumerate(row.cells):
                 x = _MARGIN + i * cell
                 colour = OUTCOME_COLOURS.get(c.outcome, "#bbbbbb")
-                ax.add_patch(Rectangle((x + 0.03, y), cell - 0.06, _BOX, facecolor=colour, edgecolor="black",
-                                       linewidth=0.6))
-                ax.text(x + cell / 2, y + _BOX / 2, "\n".join(wrap_label(c.outcome, 12)), ha="center",
-                        va="center", fontsize=SMALL_FONT, fontweight="bold", color=_ink(colour))
-                ax.text(x + cell / 2, y + _BOX + 0.05, "\n".join(wrap_label(c.description)), ha="center",
-                        va="top", fontsize=SMALL_FONT, linespacing=1.15)
-            y += _BOX + _TEXT + _GAP
-        if not lines:
-            y += _BOX + _TEXT + _GAP
+                ax.add_patch(Rectangle((x + _SPACE / 2, y), cell - _SPACE, row.box, facecolor=colour,
+                                       edgecolor="black", linewidth=0.6))
+                ax.text(x + cell / 2, y + row.box / 2, "\n".join(row.outcomes[i]), ha="center", va="center",
+                        fontsize=SMALL_FONT, fontweight="bold", color=_ink(colour), linespacing=_LINESPACING)
+                ax.text(x + cell / 2, y + row.box + _PAD, "\n".join(row.descriptions[i]), ha="center",
+                        va="top", fontsize=SMALL_FONT, linespacing=_LINESPACING)
+            y += row.box + row.text + _GAP
+        if not laid:
+            y += _BOX + _GAP
     return fig

@@ -4,13 +4,16 @@ Each function takes ``L``, the package as of a level (:func:`tryalloc.series.loa
 the same scenario before and after a patch and compares.  They return plain data (strings, dicts,
 lists) that the chapters print, glue and draw (:mod:`tryalloc.book.memcg_figures`):
 
-* :func:`local_lock_nmi_build`: an NMI on a CPU whose task takes a per-CPU lock (patch 3);
+* :func:`local_lock_nmi_build`: an NMI on a CPU whose task takes a per-CPU lock (patch 3), and
+  :func:`nmi_on_local_lock`, one run of it with the NMI at a chosen point;
 * :func:`nmi_charge_inside_stock`: an NMI charging memcg while its task is inside ``stock_lock``
   (patch 4), with the stock before and after the NMI's charge;
 * :func:`near_limit_run`: ``try_alloc_pages`` in a memcg close to its limit, step by step (patch 5);
 * :func:`charge_cost`: the page-counter work of ordinary charges, the measure of the flipped
   polarity of ``gfpflags_allow_spinning()`` (after v6);
-* :func:`memcg_matrix_rows`: the rows of the RT / !RT / UP matrix that these patches add.
+* :func:`memcg_matrix_rows`: the rows of the RT / !RT / UP matrix that these patches add;
+* :func:`accounted_steps`: accounted allocations and frees on the CPUs of a memcg, for the baseline's
+  memcg chapter and its exercises.
 """
 from __future__ import annotations
 
@@ -71,9 +74,50 @@ def local_lock_nmi_build(L, preempt_rt: bool = False) -> Callable:
     return build
 
 
+def nmi_on_local_lock(L, op: str = "acquired", preempt_rt: bool = False) -> str:
+    """Run :func:`local_lock_nmi_build`'s machine once, its NMI delivered the first time the task logs
+    ``op`` on the lock (``"acquired"``: inside the section; ``"local_lock_irqsave"``: just before
+    it).  Returns the title of the report that stopped the run, or ``"the run completes; the NMI's
+    attempt: "`` and what the attempt gave (``entered``, ``trylock failed``)."""
+    k = local_lock_nmi_build(L, preempt_rt)()
+    try:
+        k.run(L.Scripted(L.When(cpu=0, op=op, obj=LOCK, inject="nmi")))
+    except L.KernelReport as report:
+        return report.title
+    return f"the run completes; the NMI's attempt: {k.nmi_got[0]}"
+
+
 def local_lock_label(k, result) -> str:
     """The outcome of a run of :func:`local_lock_nmi_build` that no report stopped."""
     return "trylock fails" if k.nmi_got == ["trylock failed"] else "completes"
+
+
+def accounted_steps(L, steps, nr_cpus: int = 2) -> dict:
+    """Run ``steps`` one at a time on a fresh machine of ``nr_cpus`` CPUs whose tasks all run in the
+    memcg ``app``: ``("alloc", cpu, order)`` allocates with ``GFP_KERNEL_ACCOUNT`` on that CPU,
+    ``("free", cpu, i)`` frees the ``i``-th page allocated so far, on that CPU.  Returns ``usage`` (the
+    memcg's counter, in pages), ``stock`` (the pages each CPU's stock holds) and ``cached`` (the memcg
+    each stock caches, ``None`` for none)."""
+    M, A, G = L.mm.memcontrol, L.mm.page_alloc, L.include.gfp
+    k = L.Kernel(nr_cpus=nr_cpus, pages_per_node=1024)
+    app = M.mem_cgroup_create(k, "app")
+    for cpu in range(nr_cpus):
+        M.task_set_memcg(k, cpu, app)
+    pages: list = []
+    for step in steps:
+        if not (isinstance(step, tuple) and len(step) == 3 and step[0] in ("alloc", "free")):
+            raise InvalidArgumentError(f"accounted_steps: a step is ('alloc', cpu, order) or ('free', cpu, i), "
+                                       f"not {step!r}")
+        what, cpu, arg = step
+        if what == "alloc":
+            pages.append((k.call(A.alloc_pages, G.GFP_KERNEL_ACCOUNT, arg, cpu=cpu), arg))
+        else:
+            page, order = pages[arg]
+            k.call(A.__free_pages, page, order, cpu=cpu)
+    M.memcg_invariants(k)
+    view = M.memcg_stock_view(k)
+    return {"usage": app.memory.usage, "stock": [row["nr_pages"] for row in view],
+            "cached": [row["cached"] for row in view]}
 
 
 def _stock(L, k) -> dict:

@@ -10,10 +10,15 @@ deadlocked, what the program got, and the program's lock operations, read from t
 
 :func:`nmi_free_on_lock` is its counterpart on the free side (patch 2): the NMI frees a block
 instead, and :class:`NmiFreeOutcome` says where the block went: the pcp list, buddy, or the zone's
-deferred list.
+deferred list; :func:`free_in_context` frees on a quiet machine, to see what the path decides alone.
 
-Every scenario takes the level's package (``series.load("1")``) as its first argument, so one call runs
-the same schedule on any level.
+The machine chapters' exercises share :func:`lock_orders` (CPUs taking locks in given orders, for a
+search), :func:`interrupt_at_acquire` (where a requested interrupt comes in) and
+:func:`inside_a_spinlock` (what a spinlock's holder may be, !RT or RT); :func:`call_lock_ops` lists
+the lock operations of one call.
+
+Every scenario takes the level's package (``series.load("1")``, or ``tryalloc`` itself) as its first
+argument, so one call runs the same schedule on any level.
 """
 from __future__ import annotations
 
@@ -71,6 +76,15 @@ def trylocks(ops, lock: str) -> tuple[int, int]:
     return tried, failed
 
 
+def call_lock_ops(k, fn, *args, **kwargs) -> tuple:
+    """``(result, ops)``: ``k.call(fn, *args, **kwargs)``'s result and the lock operations it announced
+    or logged, as ``(operation, lock)`` pairs in order (``trylock-failed`` marks a failed try)."""
+    result = k.call(fn, *args, **kwargs)
+    ops = tuple((op, obj) for _, _, _, op, obj in k.events
+                if isinstance(obj, str) and ("lock" in op or op == "trylock-failed"))
+    return result, ops
+
+
 def program_alloc(L, order: int = 0):
     """The page allocation a non-sleeping program makes at level ``L``: ``try_alloc_pages`` where the
     level has it, ``alloc_pages(GFP_ATOMIC)`` before."""
@@ -82,19 +96,20 @@ def program_alloc(L, order: int = 0):
 
 def nmi_program_on_lock(L, *, task_order: int = 0, program_order: int = 0, op: str = "acquired",
                         lock: str = "zone->lock", preempt_rt: bool = False,
-                        pages: int = 1024) -> NmiOutcome:
+                        pages: int = 1024, smp: bool = True) -> NmiOutcome:
     """Run a task's ``alloc_pages(GFP_KERNEL, task_order)`` on CPU 0 of a fresh one-CPU machine and
     deliver an NMI the first time the task announces ``op`` on ``lock``; the NMI runs a perf-event
     program that allocates ``program_order`` (see :func:`program_alloc`).  A kernel-style report (a
     deadlock, an invalid context) ends the run and is returned, not raised.
 
+    ``smp=False`` boots a uniprocessor kernel (whose ``spin_trylock`` cannot fail).
     ``op``/``lock`` name an event of the log such as ``("acquired", "pcp->lock[cpu0]")``.  A point the
     task never reaches raises the machine's :class:`~tryalloc.errors.TriggerError` (the NMI would
     never arrive, and the run would show nothing).
     """
     if task_order < 0 or program_order < 0:
         raise InvalidArgumentError(f"nmi_program_on_lock: orders must be >= 0, got {task_order}, {program_order}")
-    k = L.Kernel(nr_cpus=1, pages_per_node=pages, preempt_rt=preempt_rt, detectors={"lockdep": "warn"})
+    k = L.Kernel(nr_cpus=1, pages_per_node=pages, preempt_rt=preempt_rt, smp=smp, detectors={"lockdep": "warn"})
     got: list = []
     alloc = program_alloc(L, program_order)
     L.bpf.prog.bpf_prog_attach_perf_event(k, 0, lambda ctx: got.append(alloc()))
@@ -151,6 +166,24 @@ def nmi_free_on_lock(L, free, *, free_order: int = 4, task_order: int = 4, op: s
 
 
 
+def free_in_context(L, free, order: int = 0, *, context: str = "task",
+                    preempt_rt: bool = False) -> NmiFreeOutcome:
+    """Free a block of ``order`` with ``free`` (such as ``L.mm.page_alloc.free_pages_nolock``) in
+    ``context`` on a quiet one-CPU machine: no lock is held by anybody, so the outcome shows only what
+    the free path itself decides.  A kernel-style report (an rt_mutex tried in NMI on PREEMPT_RT) is
+    returned in the outcome's ``report``, not raised."""
+    A, G = L.mm.page_alloc, L.include.gfp
+    k = L.Kernel(nr_cpus=1, pages_per_node=256, max_order=5, pageblock_order=5, memcg=False,
+                 preempt_rt=preempt_rt)
+    A.setup_per_zone_wmarks(k, 0)
+    page = k.call(A.alloc_pages, G.GFP_KERNEL, order)
+    try:
+        _, ops = call_lock_ops(k, free, page, order, context=context)
+    except L.KernelReport as report:
+        return NmiFreeOutcome(report.title, ())
+    return NmiFreeOutcome("", ops)
+
+
 def _run_with_nmi_at(L, k, op: str, lock: str) -> tuple[str, tuple]:
     """Run ``k`` with CPU 0's NMI delivered the first time its task announces ``op`` on ``lock``:
     ``(the report's title or "", the events)``; a kernel-style report ends the run, not raised."""
@@ -167,3 +200,90 @@ def _context_lock_ops(events, suffix: str) -> tuple[tuple[str, str], ...]:
     ctx = events[first][2]
     return tuple((op, obj) for _, _, c, op, obj in events[first:]
                  if c == ctx and obj and ("lock" in op or op == "trylock-failed"))
+
+
+def lock_orders(L, *orders: str, lockdep: str = "off"):
+    """A ``build()`` for a search (:func:`~tryalloc.kernel.explore.explore`): CPU ``i`` takes the
+    spinlocks named by the letters of ``orders[i]`` in that order, then releases them in reverse, as
+    the machine chapter's two CPUs do with ``lock_orders(L, "AB", "BA")``.  ``lockdep`` is the
+    detector's mode (``"off"`` lets the search find the deadlock itself)."""
+    if not orders or not all(isinstance(o, str) and o for o in orders):
+        raise InvalidArgumentError(f"lock_orders: one non-empty string of lock names per CPU, got {orders!r}")
+    spinlock_t, spin_lock, spin_unlock = (getattr(L.kernel.locking, n) for n in
+                                          ("spinlock_t", "spin_lock", "spin_unlock"))
+
+    def build():
+        k = L.Kernel(nr_cpus=len(orders), detectors={"lockdep": lockdep})
+        locks = {name: spinlock_t(name) for name in sorted(set("".join(orders)))}
+
+        def take(order):
+            for name in order:
+                spin_lock(locks[name])
+            for name in reversed(order):
+                spin_unlock(locks[name])
+
+        for cpu, order in enumerate(orders):
+            k.spawn(cpu, lambda order=order: take(order))
+        return k
+
+    return build
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """Where a requested interrupt came in (:func:`interrupt_at_acquire`): ``entry`` is the index of
+    its entry event (``-1`` if it never came), ``task_held`` the locks the task held at that moment,
+    ``log`` the run's event log."""
+
+    entry: int
+    task_held: tuple[str, ...]
+    log: tuple
+
+    @property
+    def inside(self) -> bool:
+        """Whether the interrupt ran inside the task's critical section (the task held ``demo_lock``)."""
+        return "demo_lock" in self.task_held
+
+
+def interrupt_at_acquire(L, kind: str = "hardirq", *, irqsave: bool = True) -> Arrival:
+    """The machine chapter's demo: a task takes ``demo_lock`` (with ``spin_lock_irqsave``, or with plain
+    ``spin_lock`` when ``irqsave`` is false), releases it, and takes it again with ``spin_lock``; an
+    interrupt of ``kind`` is requested right after the first acquire.  It comes in at the first
+    scheduling point where it can arrive."""
+    locking = L.kernel.locking
+    k = L.Kernel()
+    lock = locking.spinlock_t("demo_lock")
+
+    def task():
+        if irqsave:
+            locking.spin_unlock_irqrestore(lock, locking.spin_lock_irqsave(lock))
+        else:
+            locking.spin_lock(lock)
+            locking.spin_unlock(lock)
+        locking.spin_lock(lock)
+        locking.spin_unlock(lock)
+
+    k.spawn(0, task)
+    k.on_interrupt(0, kind, lambda: None)
+    log = k.run(L.Scripted(L.When(cpu=0, op="acquired", obj="demo_lock", inject=kind))).events
+    entry = next((e[0] for e in log if e[3] == f"{kind}-entry"), -1)
+    before = [e[0] for e in log if e[2] == "task" and e[0] < entry]
+    return Arrival(entry, log.held(before[-1]) if entry >= 0 and before else (), log)
+
+
+def inside_a_spinlock(L, **options) -> dict:
+    """What a task inside a ``spinlock_t`` may be: on a fresh machine booted with ``options`` (such as
+    ``preempt_rt=True``), CPU 0's task takes a spinlock and asks, inside it, ``preemptible()``,
+    ``irqs_disabled()`` and whether migration is disabled."""
+    locking, preempt = L.kernel.locking, L.kernel.preempt
+    k = L.Kernel(**options)
+    lock = locking.spinlock_t("demo_lock")
+
+    def inside():
+        locking.spin_lock(lock)
+        state = {"preemptible": preempt.preemptible(), "irqs_disabled": preempt.irqs_disabled(),
+                 "migrate_disabled": bool(L.kernel.sched.this_cpu().migrate_disabled)}
+        locking.spin_unlock(lock)
+        return state
+
+    return k.call(inside)

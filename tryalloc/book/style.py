@@ -20,6 +20,8 @@ import zlib
 import matplotlib
 from matplotlib.figure import Figure
 
+from ..errors import InvalidArgumentError
+
 #: The drawn width of every figure, in inches (672 CSS px: the content column at 1400 px is wider).
 FIGURE_WIDTH = 7.0
 #: Font sizes in points (1 pt = 4/3 CSS px at the drawn size): body text and the smallest labels.
@@ -101,6 +103,68 @@ def new_axes(ax, height: float):
         return ax.figure, ax
     fig = Figure(figsize=(FIGURE_WIDTH, height), layout="constrained")
     return fig, fig.add_subplot()
+
+
+#: Where a name too wide for its line may break: after ``.``, ``>``, ``_``, ``,`` or ``(``, and inside a
+#: CamelCase word (``InvalidContext`` / ``Error``).
+_BREAK = re.compile(r"(?<=[._>,(])(?=.)|(?<=[a-z])(?=[A-Z])")
+
+
+def text_width(text: str, fontsize: float, weight: str = "normal") -> float:
+    """The width in inches of ``text`` on one line at ``fontsize`` points, as matplotlib lays it out
+    with the book's font (:data:`RC`)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
+
+    with matplotlib.rc_context(RC):
+        prop = FontProperties(size=fontsize, weight=weight)
+    width, _, _ = text_to_path.get_text_width_height_descent(text, prop, ismath=False)
+    return width / 72
+
+
+def line_height(fontsize: float, linespacing: float = 1.2) -> float:
+    """The height in inches one line of text takes at ``fontsize`` points and ``linespacing``."""
+    return fontsize * linespacing * 1.2 / 72
+
+
+def _pieces(word: str, width: float, fontsize: float, weight: str) -> list[str]:
+    """``word`` cut where :data:`_BREAK` allows, and, where a piece is still wider than ``width``,
+    between characters."""
+    pieces = []
+    for piece in _BREAK.split(word):
+        while text_width(piece, fontsize, weight) > width and len(piece) > 1:
+            cut = max([1] + [n for n in range(2, len(piece)) if text_width(piece[:n], fontsize, weight) <= width])
+            pieces.append(piece[:cut])
+            piece = piece[cut:]
+        pieces.append(piece)
+    return pieces
+
+
+def fit_lines(text: str, width: float, fontsize: float, weight: str = "normal") -> list[str]:
+    """``text`` wrapped into lines no wider than ``width`` inches at ``fontsize`` (measured by
+    :func:`text_width`): at spaces first; a word too wide for a line breaks where :data:`_BREAK` allows
+    (``memcg_stock.`` / ``stock_lock``, ``InvalidContext`` / ``Error``), and between characters only
+    if a piece is still too wide."""
+    if width <= 0:
+        raise InvalidArgumentError(f"fit_lines: width must be positive, not {width!r}")
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        joined = f"{line} {word}" if line else word
+        if text_width(joined, fontsize, weight) <= width:
+            line = joined
+            continue
+        if line:
+            lines.append(line)
+            line = ""
+        for piece in _pieces(word, width, fontsize, weight):
+            if line and text_width(line + piece, fontsize, weight) > width:
+                lines.append(line)
+                line = ""
+            line += piece
+    if line or not lines:
+        lines.append(line)
+    return lines
 
 
 def integer_ticks(axis) -> None:

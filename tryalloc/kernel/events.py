@@ -102,16 +102,20 @@ class Event:
         """``holds zone->lock, pcp->lock[cpu0]`` or ``holds no locks``."""
         return "holds " + (", ".join(self.held) if self.held else NO_LOCKS)
 
-    def describe(self) -> str:
+    def describe(self, short: bool = False) -> str:
         """The event in words, for a log line or a picture's label: the action and the state.
 
         ``about to spin_unlock_irqrestore zone->lock, still holding it`` (an announced release),
         ``about to spin_lock_irqsave zone->lock; holds no locks``, ``acquired zone->lock; holds zone->lock``.
+        ``short`` (a strip's cell) leaves out ``holds no locks``, so a cell names the locks only when
+        there are some; every other word is the log's.
         """
         if self.pending and _releases(self.op) and self.obj in self.held:
             others = [name for name in self.held if name != self.obj]
             tail = f" (and {', '.join(others)})" if others else ""
             return f"{self.action()}, still holding it{tail}"
+        if short and not self.held:
+            return self.action()
         return f"{self.action()}; {self.holding()}"
 
     def line(self) -> str:
