@@ -51,6 +51,7 @@ from ..include.gfp import (
     gfp_migratetype,
     gfpflags_allow_blocking,
 )
+from ..kernel import sched
 from ..kernel.locking import (
     spin_lock,
     spin_lock_irqsave,
@@ -72,7 +73,7 @@ from ..kernel.preempt import (
     preempt_disable,
     preempt_enable,
 )
-from ..kernel.sched import declare_ops, event, point, running
+from ..kernel.sched import declare_ops, event, point
 from ..lib.debugobjects import debug_check_no_obj_freed
 from ..lib.llist import llist_add, llist_del_all, llist_empty, llist_for_each
 from ..series.mutants import mutant
@@ -340,7 +341,7 @@ def page_del_and_expand(z: zone, page: Page, low: int, high: int, migratetype: i
 def __rmqueue_smallest(z: zone, order: int, migratetype: int) -> Page | None:
     """Take the smallest free block of ``migratetype`` of at least ``order`` and split it down.
     Fires ``mm_page_alloc_zone_locked`` with ``zone->lock`` held."""
-    mm = running().kernel.mem_map
+    mm = sched._run.kernel.mem_map
     for current_order in range(order, len(z.free_area)):
         lst = z.free_area[current_order].free_list[migratetype]
         if not lst:
@@ -366,9 +367,9 @@ def __rmqueue_fallback(z: zone, order: int, start_migratetype: int, alloc_flags:
     search for the smallest block when it cannot claim the block.  With ``ALLOC_NOFRAGMENT`` only
     whole pageblocks may be stolen.
     """
-    cfg = running().kernel.config
+    cfg = sched._run.kernel.config
     min_order = cfg.pageblock_order if alloc_flags & ALLOC_NOFRAGMENT else order
-    mm = running().kernel.mem_map
+    mm = sched._run.kernel.mem_map
     for current_order in range(len(z.free_area) - 1, min_order - 1, -1):
         for fallback_mt in _FALLBACKS[start_migratetype]:
             lst = z.free_area[current_order].free_list[fallback_mt]
@@ -469,7 +470,7 @@ def rmqueue_buddy(preferred_zone: zone, z: zone, order: int, alloc_flags: int, m
             page = __rmqueue_smallest(z, order, MIGRATE_HIGHATOMIC)
     spin_unlock_irqrestore(z.lock, flags)
     if page is not None:
-        running().kernel.vm_events[PGALLOC] += 1 << order
+        sched._run.kernel.vm_events[PGALLOC] += 1 << order
     return page
 
 
@@ -479,7 +480,7 @@ def pcp_allowed_order(order: int) -> bool:
     https://elixir.bootlin.com/linux/v6.13/C/ident/pcp_allowed_order)."""
     if order <= PAGE_ALLOC_COSTLY_ORDER:
         return True
-    cfg = running().kernel.config
+    cfg = sched._run.kernel.config
     return cfg.thp and order == thp_order(cfg)
 
 
@@ -493,7 +494,7 @@ def order_to_pindex(migratetype: int, order: int) -> int:
 
 def pindex_to_order(pindex: int) -> int:
     if pindex >= NR_LOWORDER_PCP_LISTS:
-        return thp_order(running().kernel.config)
+        return thp_order(sched._run.kernel.config)
     return pindex // MIGRATE_PCPTYPES
 
 
@@ -501,7 +502,7 @@ def pcp_trylock_prepare():
     """On a uniprocessor !RT kernel ``spin_trylock`` always succeeds, so interrupts go off instead
     (``pcp_trylock_prepare``); a no-op (``None``) on SMP or RT.  NMIs still arrive: an NMI allocation on
     UP could enter the section it interrupted until 620b46ed6ae1 (2026, S9.11.1) made it return NULL."""
-    cfg = running().kernel.config
+    cfg = sched._run.kernel.config
     if not cfg.smp and not cfg.preempt_rt:
         return local_irq_save()
     return None
@@ -513,14 +514,14 @@ def pcp_trylock_finish(flags) -> None:
 
 
 def _pcpu_task_pin() -> None:
-    if running().kernel.config.preempt_rt:
+    if sched._run.kernel.config.preempt_rt:
         migrate_disable()
     else:
         preempt_disable()
 
 
 def _pcpu_task_unpin() -> None:
-    if running().kernel.config.preempt_rt:
+    if sched._run.kernel.config.preempt_rt:
         migrate_enable()
     else:
         preempt_enable()
@@ -584,7 +585,7 @@ def __rmqueue_pcplist(z: zone, order: int, migratetype: int, alloc_flags: int, p
         pcp.count += alloced << order
         if not alloced:
             return None
-    page = Page(lst.popleft(), running().kernel.mem_map)
+    page = Page(lst.popleft(), sched._run.kernel.mem_map)
     pcp.count -= 1 << order
     return page
 
@@ -603,7 +604,7 @@ def rmqueue_pcplist(preferred_zone: zone, z: zone, order: int, migratetype: int,
     pcp_spin_unlock(pcp)
     pcp_trylock_finish(flags)
     if page is not None:
-        running().kernel.vm_events[PGALLOC] += 1 << order
+        sched._run.kernel.vm_events[PGALLOC] += 1 << order
     return page
 
 
@@ -612,7 +613,7 @@ def free_pcppages_bulk(z: zone, count: int, pcp, pindex: int) -> None:
     ``pindex`` first, then the others round-robin, each from its tail; fires ``mm_page_pcpu_drain``
     with the lock held (v6.13: https://elixir.bootlin.com/linux/v6.13/C/ident/free_pcppages_bulk)."""
     count = min(pcp.count, count)
-    mm = running().kernel.mem_map
+    mm = sched._run.kernel.mem_map
     pindex -= 1  # the search below steps forward first: start at the list asked for
     flags = spin_lock_irqsave(z.lock)
     nr_lists = len(pcp.lists)
@@ -688,7 +689,7 @@ def free_unref_page_commit(z: zone, pcp, page: Page, migratetype: int, order: in
     An ``FPI_TRYLOCK`` free stops after the list insertion: the bulk free would spin on
     ``zone->lock``, so ``pcp->count`` may stay above ``high`` until an ordinary free (patch 2, R2.4)."""
     pcp.alloc_factor >>= 1
-    running().kernel.vm_events[PGFREE] += 1 << order
+    sched._run.kernel.vm_events[PGFREE] += 1 << order
     pindex = order_to_pindex(migratetype, order)
     pcp.lists[pindex].appendleft(page.pfn)
     pcp.count += 1 << order
@@ -731,8 +732,8 @@ def drain_pages_zone(cpu: int, z: zone) -> None:
 
 def drain_local_pages(z: zone | None = None) -> None:
     """Drain this CPU's pcp of ``z`` (of every zone when ``None``)."""
-    kernel = running().kernel
-    cpu = running().cpu.id
+    kernel = sched._run.kernel
+    cpu = sched._run.cpu.id
     for each in [z] if z is not None else kernel.zones:
         drain_pages_zone(cpu, each)
 
@@ -741,7 +742,7 @@ def drain_all_pages(z: zone | None = None) -> None:
     """Drain the pcps of every CPU that has pages on them (of ``z``, or of any zone), remotely from the
     calling CPU (``__drain_all_pages``, v6.13; remote since v5.19).  The racy count check picks the
     CPUs first, as in C; ``pcpu_drain_mutex``, which serialises concurrent drains, is left out."""
-    kernel = running().kernel
+    kernel = sched._run.kernel
     zones = [z] if z is not None else kernel.zones
     cpus = [cpu for cpu in range(kernel.config.nr_cpus)
             if any(per_cpu_ptr(each.per_cpu_pageset, cpu).count for each in zones)]
@@ -849,7 +850,7 @@ def prep_new_page(page: Page, order: int, gfp: int, alloc_flags: int) -> None:
 
 def should_fail_alloc_page(gfp: int, order: int) -> bool:
     """Fault injection (``fail_page_alloc``), configured by ``kernel.fail_page_alloc``."""
-    attr = running().kernel.fail_page_alloc
+    attr = sched._run.kernel.fail_page_alloc
     if gfp & __GFP_NOFAIL or order < attr.min_order or attr.times == 0 or attr.probability <= 0:
         return False
     if attr.ignore_gfp_highmem and gfp & __GFP_HIGHMEM:
@@ -870,7 +871,7 @@ def prepare_alloc_pages(gfp: int, order: int, preferred_nid: int, nodemask,
     fault injection fails the request (never for ``ALLOC_TRYLOCK``: it may printk and take locks,
     patch 1, R1.8).  ``might_alloc`` checks a blocking mask's context.  C returns the flags through a
     pointer argument; here they come back in the tuple."""
-    kernel = running().kernel
+    kernel = sched._run.kernel
     zonelist = kernel.zonelists[preferred_nid]
     if gfp & __GFP_THISNODE:
         zonelist = zonelist[:1]
@@ -887,7 +888,7 @@ def alloc_flags_nofragment(z: zone, gfp: int) -> int:
     """``ALLOC_KSWAPD`` from the mask; ``ALLOC_NOFRAGMENT`` on one node (the kernel sets it when no lower
     zone sits below ``ZONE_NORMAL`` to fall back to; the model's nodes have none)."""
     flags = ALLOC_KSWAPD if gfp & __GFP_KSWAPD_RECLAIM else 0
-    if len(running().kernel.zones) == 1:
+    if len(sched._run.kernel.zones) == 1:
         flags |= ALLOC_NOFRAGMENT
     return flags
 
@@ -924,7 +925,7 @@ def _watermark_note(order: int) -> str:
     prints the zones' free and min counts after it, ``show_mem``).  On a tiny zone the default marks
     can exceed what the zone can ever spare: that request never succeeds, whatever the state."""
     notes = []
-    for z in running().kernel.zones:
+    for z in sched._run.kernel.zones:
         free, mark = z.vm_stat[NR_FREE_PAGES], z.min_wmark_pages()
         if free >= 1 << order and free - (1 << order) < mark:
             never = (f"; its watermarks exceed what a {z.managed_pages}-page zone can spare for this order"
@@ -954,14 +955,14 @@ def __alloc_pages_slowpath(gfp: int, order: int, ac: alloc_context) -> Page | No
 
 
 def check_order(order: int) -> int:
-    max_order = running().kernel.config.max_order
+    max_order = sched._run.kernel.config.max_order
     if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= max_order:
         raise InvalidArgumentError(f"order {order!r} is out of range 0..{max_order} (MAX_PAGE_ORDER)")
     return order
 
 
 def check_nid(nid: int) -> int:
-    nr_nodes = running().kernel.config.nr_nodes
+    nr_nodes = sched._run.kernel.config.nr_nodes
     if isinstance(nid, bool) or not isinstance(nid, int) or not 0 <= nid < nr_nodes:
         raise InvalidArgumentError(f"node {nid!r} does not exist (nodes 0..{nr_nodes - 1})")
     return nid
@@ -1000,12 +1001,12 @@ def __alloc_pages(gfp: int, order: int, preferred_nid: int, nodemask=None) -> Pa
 
 def has_unaccepted_memory() -> bool:
     """Does any zone still hold memory that must be accepted before use (``has_unaccepted_memory``)?"""
-    return running().kernel.unaccepted_memory
+    return sched._run.kernel.unaccepted_memory
 
 
 def deferred_pages_enabled() -> bool:
     """Is struct-page initialisation still running in the background (``deferred_pages_enabled``)?"""
-    return running().kernel.deferred_pages
+    return sched._run.kernel.deferred_pages
 
 
 # @since 1
@@ -1032,7 +1033,7 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
     alloc_flags = ALLOC_TRYLOCK
     # on PREEMPT_RT spin_trylock() takes the rt_mutex's raw lock (unsafe in NMI), and in hard-IRQ it would
     # make the interrupted task the lock's owner (as the kernel's comment at this check says, 97769a53f117)
-    if running().kernel.config.preempt_rt and (in_nmi() or in_hardirq()):
+    if sched._run.kernel.config.preempt_rt and (in_nmi() or in_hardirq()):
         return None
     if not pcp_allowed_order(order):
         return None
@@ -1066,7 +1067,7 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
 
 
 def numa_node_id() -> int:
-    run = running()
+    run = sched._run
     return cpu_to_node(run.kernel, run.cpu.id)
 
 
@@ -1091,7 +1092,7 @@ def _check_free(page: Page, order: int, extra_ref: int = 0) -> None:
     ``put_page_testzero`` so a rejected free leaves the page untouched; the kernel checks after).
     ``order`` was validated by the entry point (:func:`___free_pages`, :func:`__free_unref_page`).
     """
-    cfg = running().kernel.config
+    cfg = sched._run.kernel.config
     if not isinstance(page, Page):
         raise InvalidArgumentError(f"expected a Page, got {page!r}")
     if PageBuddy(page):
@@ -1126,7 +1127,7 @@ def free_pages_prepare(page: Page, order: int) -> bool:
     if PageHead(page):
         clear_compound_page(page, compound_order(page))
     page_owner.reset_page_owner(page, order)
-    if running().kernel.config.debug_objects:
+    if sched._run.kernel.config.debug_objects:
         debug_check_no_obj_freed(page, order)  # spins on its hash lock, FPI_TRYLOCK or not (R2.14)
     page.mem_map.contents[page.pfn:page.pfn + (1 << order)] = bytes([CONTENT_POISON]) * (1 << order)
     return True
@@ -1153,7 +1154,7 @@ def __free_one_page(page: Page, pfn: int, z: zone, order: int, migratetype: int,
     """Put a block back, merging with its buddy at ``pfn ^ (1 << order)`` for as long as that one is
     free and of the same order (not across pageblocks of unmergeable types).  ``zone->lock`` held."""
     mm = page.mem_map
-    cfg = running().kernel.config
+    cfg = sched._run.kernel.config
     account_freepages(z, 1 << order, migratetype)
     buddy_pfn = pfn
     while order < cfg.max_order:
@@ -1181,7 +1182,7 @@ def __free_one_page(page: Page, pfn: int, z: zone, order: int, migratetype: int,
 def split_large_buddy(z: zone, page: Page, pfn: int, order: int, fpi: int) -> None:
     """Free a block larger than a pageblock one pageblock at a time, each with its own type."""
     end = pfn + (1 << order)
-    order = min(order, running().kernel.config.pageblock_order)
+    order = min(order, sched._run.kernel.config.pageblock_order)
     mm = page.mem_map
     while pfn != end:
         page = Page(pfn, mm)
@@ -1232,11 +1233,11 @@ def free_one_page(z: zone, page: Page, pfn: int, order: int, fpi_flags: int) -> 
         for node in llist_for_each(llist_del_all(z.trylock_free_pages)):
             deferred = node.payload
             split_large_buddy(z, deferred, deferred.pfn, deferred.order, fpi_flags)
-            running().kernel.vm_events[PGFREE] += 1 << deferred.order
+            sched._run.kernel.vm_events[PGFREE] += 1 << deferred.order
     # @end
     split_large_buddy(z, page, pfn, order, fpi_flags)
     spin_unlock_irqrestore(z.lock, flags)
-    running().kernel.vm_events[PGFREE] += 1 << order
+    sched._run.kernel.vm_events[PGFREE] += 1 << order
 
 
 def __free_pages_ok(page: Page, order: int, fpi_flags: int) -> None:
@@ -1268,7 +1269,7 @@ def __free_unref_page(page: Page, order: int, fpi_flags: int) -> None:  # @since
             return
         migratetype = MIGRATE_MOVABLE
     # @since 2
-    if fpi_flags & FPI_TRYLOCK and running().kernel.config.preempt_rt and (in_nmi() or in_hardirq()):
+    if fpi_flags & FPI_TRYLOCK and sched._run.kernel.config.preempt_rt and (in_nmi() or in_hardirq()):
         add_page_to_zone_llist(z, page, order)
         return
     # @end
@@ -1325,7 +1326,7 @@ def _head_after_put(page: Page, head_before_put: bool) -> bool:
     page, which then reads as no head, and the tails would be freed a second time ("mm: page_alloc: fix
     page corruption caused by racy check in __free_pages", Feb 2023, Fixes: e320d3012d25).  The mutant
     ``Config.mutant_racy_free_pages_head`` reads it again here, a racy read: a scheduling point."""
-    if not running().kernel.config.mutant_racy_free_pages_head:
+    if not sched._run.kernel.config.mutant_racy_free_pages_head:
         return head_before_put
     point("PageHead", page)
     return PageHead(page)
