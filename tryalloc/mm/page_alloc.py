@@ -33,7 +33,7 @@ import random
 from dataclasses import dataclass, field
 
 from ..config import HPAGE_PMD_ORDER
-from ..errors import InvalidArgumentError
+from ..errors import BadPageError, InvalidArgumentError, VMBugError
 from ..include.gfp import (
     __GFP_ACCOUNT,
     __GFP_COMP,
@@ -118,6 +118,7 @@ from .page import (
     clear_compound_page,
     compound_order,
     page_ref_count,
+    page_ref_inc,
     page_zone,
     prep_compound_page,
     put_page_testzero,
@@ -802,17 +803,14 @@ class alloc_context:
     preferred_zone: zone
 
 
-def _zones_allowed(ac: alloc_context):
-    for z in ac.zonelist:
-        if ac.nodemask is None or z.nid in ac.nodemask:
-            yield z
-
-
 def get_page_from_freelist(gfp: int, order: int, alloc_flags: int, ac: alloc_context) -> Page | None:
     """Walk the zonelist; in each zone above its watermark try ``rmqueue``; prep the page found.
     With ``ALLOC_NOFRAGMENT`` a failed walk is retried once without it."""
+    nodemask = ac.nodemask
     while True:
-        for z in _zones_allowed(ac):
+        for z in ac.zonelist:  # for_next_zone_zonelist_nodemask
+            if nodemask is not None and z.nid not in nodemask:
+                continue
             if not alloc_flags & ALLOC_NO_WATERMARKS:
                 mark = z.wmark_pages(alloc_flags & ALLOC_WMARK_MASK)
                 if not zone_watermark_ok(z, order, mark, alloc_flags):
@@ -1085,12 +1083,10 @@ def alloc_pages(gfp: int, order: int) -> Page | None:
 
 
 # --- the free paths --------------------------------------------------------------------------------------
-def _check_free(page: Page, order: int, extra_ref: int = 0) -> None:
+def _check_free(page: Page, order: int) -> None:
     """The checks of ``free_pages_prepare``/``free_page_is_bad``, made before anything changes.
 
-    ``extra_ref`` is the reference the caller is about to drop (``__free_pages`` checks before its
-    ``put_page_testzero`` so a rejected free leaves the page untouched; the kernel checks after).
-    ``order`` was validated by the entry point (:func:`___free_pages`, :func:`__free_unref_page`).
+    ``order`` was validated by the entry point (:func:`___free_pages`, :func:`free_unref_page`).
     """
     cfg = sched._run.kernel.config
     if not isinstance(page, Page):
@@ -1099,10 +1095,8 @@ def _check_free(page: Page, order: int, extra_ref: int = 0) -> None:
         raise bad_page(page, "page is already free in the buddy allocator (double free)")
     if PageTail(page):
         raise bad_page(page, "freeing a tail page of a compound page")
-    refs = page_ref_count(page)
-    if refs != extra_ref:
-        raise bad_page(page, "nonzero _refcount" if refs > extra_ref else
-                       "refcount underflow: freeing a page nobody holds (never allocated, or freed already)")
+    if page_ref_count(page):
+        raise bad_page(page, "nonzero _refcount")
     if page.pfn + (1 << order) > page.mem_map.nr_pages or page.pfn & ((1 << order) - 1):
         raise bad_page(page, f"pfn is not the start of an order-{order} block")
     if PageHead(page) and compound_order(page) != order and cfg.debug_vm:
@@ -1253,7 +1247,8 @@ def __free_unref_page(page: Page, order: int, fpi_flags: int) -> None:  # @since
     Patch 2 threads ``fpi_flags`` through; on PREEMPT_RT an ``FPI_TRYLOCK`` free in NMI or hard-IRQ
     goes to the deferred list without trying any lock (R2.6) -- but only here, after the non-pcp and
     isolated cases have already gone to ``free_one_page`` (the gap of R2.7)."""
-    if not pcp_allowed_order(check_order(order)):
+    #~ check_order(order)  # @until 2
+    if not pcp_allowed_order(order):
         #~ __free_pages_ok(page, order, FPI_NONE)  # @until 2
         __free_pages_ok(page, order, fpi_flags)  # @since 2
         return
@@ -1287,7 +1282,7 @@ def __free_unref_page(page: Page, order: int, fpi_flags: int) -> None:  # @since
 
 # @since 2
 def free_unref_page(page: Page, order: int) -> None:
-    __free_unref_page(page, order, FPI_NONE)
+    __free_unref_page(page, check_order(order), FPI_NONE)
 # @end
 
 
@@ -1301,18 +1296,22 @@ def ___free_pages(page: Page, order: int, fpi_flags: int) -> None:  # @since 2
     check_page(page)
     check_order(order)
     head = PageHead(page)
-    # validate everything this call would free before dropping the reference (see _check_free)
     shared = page_ref_count(page) > 1
-    if not shared:
-        _check_free(page, order, extra_ref=1)
-    elif not head:
-        for o in range(order):
-            _check_free(page + (1 << o), o)
-    if shared:  # another CPU may drop the last reference around ours: the race is a scheduling point
+    if shared:
+        if not head:  # validate the tail sub-blocks before dropping the reference: they are freed one by one
+            for o in range(order):
+                _check_free(page + (1 << o), o)
+        # another CPU may drop the last reference around ours: the race is a scheduling point
         point("put_page_testzero", page)
     if put_page_testzero(page):
-        #~ free_unref_page(page, order)  # @until 2
-        __free_unref_page(page, order, fpi_flags)  # @since 2
+        try:
+            #~ free_unref_page(page, order)  # @until 2
+            __free_unref_page(page, order, fpi_flags)  # @since 2
+        except (BadPageError, VMBugError):
+            # free_pages_prepare refused the page before changing it: give the reference back, so a
+            # rejected free changes nothing (the kernel reports, leaks the page and goes on)
+            page_ref_inc(page)
+            raise
     elif not _head_after_put(page, head):
         while order > 0:
             order -= 1

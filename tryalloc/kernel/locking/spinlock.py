@@ -88,7 +88,8 @@ def _take(run, lock, ctx) -> None:
                            "compiled away, so nothing kept it out.", "DATA CORRUPTION")
     lock.owner = ctx
     ctx.held.append(lock)
-    run.log("acquired", lock)
+    if run.trace:
+        run.log("acquired", lock)
 
 
 def _aa_deadlock(run, lock, ctx, op: str) -> DeadlockError:
