@@ -3,7 +3,7 @@ path's checks, tracepoints under zone->lock, and the re-entrancy deadlock the se
 import random
 
 import pytest
-from machines import small_machine
+from machines import no_watermarks, small_machine, small_options
 
 from tryalloc import Scripted, When, explore
 from tryalloc.errors import (
@@ -483,8 +483,8 @@ def test_check_invariants_catches_a_lost_page():
 @pytest.mark.rule("I2")
 def test_explore_two_cpus_alloc_free_keeps_invariants():
     """I2 over every schedule (preemption bound 2) of two CPUs allocating and freeing on a small zone."""
-    def build():
-        k = small()
+    def setup(k):
+        no_watermarks(k)
 
         def worker():
             a = A.alloc_pages(G.GFP_KERNEL, 0)
@@ -494,9 +494,9 @@ def test_explore_two_cpus_alloc_free_keeps_invariants():
 
         k.spawn(0, worker)
         k.spawn(1, worker)
-        return k
 
-    result = explore(build, preemption_bound=2, check=lambda k, r: check_invariants(k))
+    result = explore(setup, boot=small_options(pages_per_node=64, max_order=3), preemption_bound=2,
+                     check=lambda k, r: check_invariants(k))
     assert result.ok, result.failures[:1]
     assert result.complete and result.executions > 10
 

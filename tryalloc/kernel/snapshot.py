@@ -1,15 +1,15 @@
 """A machine's state, captured once: put back before each execution of a search, or compared after a call.
 
-One capture serves two uses.  *Restore:* a stateless search (:mod:`tryalloc.kernel.explore`) used to boot a fresh :class:`~tryalloc.kernel.machine.Kernel`
-for every execution; booting is a third of a short execution's time, and collecting the last
-machine's garbage another tenth.  :func:`snapshot` instead records, once, the contents of every
-mutable object reachable from the booted kernel (the memory map's arrays, the zones' free lists,
-the per-CPU pagesets, memcg, the stack depot, page_owner, BPF, debug objects, the probes, the
-fault-injection state, lockdep, the CPUs and their contexts...), and :func:`restore` puts each
-object's contents back *in place*: arrays are slice-copied, lists, deques, dicts and sets refilled,
-instance attributes reset.  Identities are kept, so every cross-reference (a page's memory map, the
-zonelists' zones, a lock's owner) is as after boot, and whatever a scenario added after boot (its
-tasks, its locks, a memcg it made) is simply no longer referenced.
+One capture serves two uses. *Restore:* a stateless search (:mod:`tryalloc.kernel.explore`) used to boot
+a fresh :class:`~tryalloc.kernel.machine.Kernel` for every execution; booting is a third of a short
+execution's time, and collecting the last machine's garbage another tenth. :func:`snapshot` instead
+records, once, the contents of every mutable object reachable from the booted kernel (the memory map's
+arrays, the zones' free lists, the per-CPU pagesets, memcg, the stack depot, page_owner, BPF, debug
+objects, the probes, the fault-injection state, lockdep, the CPUs and their contexts...), and
+:func:`restore` puts each object's contents back *in place*: arrays are slice-copied, lists, deques,
+dicts and sets refilled, instance attributes reset. Identities are kept, so every cross-reference (a
+page's memory map, the zonelists' zones, a lock's owner) is as after boot, and whatever a scenario added
+after boot (its tasks, its locks, a memcg it made) is simply no longer referenced.
 
 The capture is generic rather than a hook per subsystem: a subsystem that boots new state is covered
 without registering anything, and a kind of object the capture does not know how to put back (a
