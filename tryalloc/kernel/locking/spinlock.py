@@ -158,25 +158,25 @@ def _trylock(lock, op: str) -> bool:
     return True
 
 
-def _check_owner(run, lock, op: str) -> None:
+def _refuse_unlock(run, lock, op: str) -> LockUsageError:
+    """Why ``op`` may not release ``lock``: the caller found it is no spin lock held by this context."""
     ctx = run.cpu.stack[-1]
-    if lock.owner is ctx and isinstance(lock, raw_spinlock_t):
-        return
     if not isinstance(lock, raw_spinlock_t):
-        raise LockUsageError(f"{op}: {lock!r} is not a spin lock")
+        return LockUsageError(f"{op}: {lock!r} is not a spin lock")
     if lock.owner is None:
-        raise LockUsageError(f"{op}({lock.name}) on CPU{run.cpu.id}: the lock is not held")
+        return LockUsageError(f"{op}({lock.name}) on CPU{run.cpu.id}: the lock is not held")
     where = "on another CPU" if lock.owner.cpu is not run.cpu else "by another context of this CPU"
-    raise LockUsageError(f"{op}({lock.name}) by {ctx.name}: the lock is held {where}, by {lock.owner.name}")
+    return LockUsageError(f"{op}({lock.name}) by {ctx.name}: the lock is held {where}, by {lock.owner.name}")
 
 
 def _unlock(lock, op: str) -> None:
     run = sched._run
-    _check_owner(run, lock, op)
-    run.cpu.stack[-1].announced = (RELEASE, lock)
-    run.point(op, lock)
     cpu = run.cpu
     ctx = cpu.stack[-1]
+    if not isinstance(lock, raw_spinlock_t) or lock.owner is not ctx:
+        raise _refuse_unlock(run, lock, op)
+    ctx.announced = (RELEASE, lock)
+    run.point(op, lock)
     ctx.held.remove(lock)
     lock.owner = lock.shadowed.pop() if lock.shadowed else None
     if run.rt and lock.sleeps_on_rt:
