@@ -18,8 +18,8 @@ from .page import page_to_pfn
 
 
 def small_options(nr_cpus: int = 2, pages_per_node: int = 256, max_order: int = 5, **options) -> dict:
-    """The :class:`Kernel` options of a zone of ``pages_per_node`` pages in pageblocks of ``2**max_order``
-    pages, with memcg off."""
+    """The :class:`~tryalloc.kernel.machine.Kernel` options of a zone of ``pages_per_node`` pages in
+    pageblocks of ``2**max_order`` pages, with memcg off."""
     options.setdefault("pageblock_order", max_order)
     options.setdefault("memcg", False)
     return dict(nr_cpus=nr_cpus, pages_per_node=pages_per_node, max_order=max_order, **options)
