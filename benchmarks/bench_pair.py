@@ -5,7 +5,8 @@ quicker, rougher run).  pyperf times, in worker processes, a plain Python functi
 pairs, ``alloc_pages`` + ``__free_pages`` and ``try_alloc_pages`` + ``free_pages_nolock``, on a warm
 pcp list with the event log off; the VM is shared and noisy, so each pair is reported as a ratio to the
 plain call measured in the same run, with the absolute figures beside it.  The Python calls one pair
-makes are counted with cProfile.  Target (issue 13): each pair <= 120 plain calls' worth.
+makes are counted with cProfile; ``--calls`` prints them per function instead of timing anything (where
+to cut next).  Target (issue 13): each pair <= 120 plain calls' worth.
 """
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ def pair_loop(name: str):
     return timed
 
 
-def calls_per_pair(name: str) -> float:
+def profile_pairs(name: str) -> pstats.Stats:
+    """cProfile's statistics over ``COUNTED`` pairs on a warm list."""
     alloc, free = PAIRS[name]
 
     def body():
@@ -88,14 +90,34 @@ def calls_per_pair(name: str) -> float:
         for _ in range(COUNTED):
             free(alloc())
         prof.disable()
-        return pstats.Stats(prof).total_calls / COUNTED
+        return pstats.Stats(prof)
     return _on_cpu0(body)
+
+
+def calls_per_pair(name: str) -> float:
+    return profile_pairs(name).total_calls / COUNTED
+
+
+def print_calls() -> None:
+    """Per pair: how many times each function is called, most called first."""
+    for name in PAIRS:
+        stats = profile_pairs(name)
+        print(f"\n{name}: {stats.total_calls / COUNTED:.0f} Python calls per pair")
+        rows = sorted(((counts[1] / COUNTED, f"{func[2]} ({func[0].rsplit('/', 1)[-1]}:{func[1]})")
+                       for func, counts in stats.stats.items()), key=lambda row: (-row[0], row[1]))
+        for calls, func in rows:
+            if calls >= 1:
+                print(f"  {calls:4.0f}  {func}")
 
 
 def main():
     runner = pyperf.Runner()
     runner.metadata["description"] = __doc__.splitlines()[0]
+    runner.argparser.add_argument("--calls", action="store_true", help="print the calls per function of one pair")
     args = runner.parse_args()
+    if args.calls:
+        print_calls()
+        return
     call = runner.bench_time_func("plain call", plain_call)
     pairs = {name: runner.bench_time_func(name, pair_loop(name)) for name in PAIRS}
     if args.worker or call is None:  # a worker process: pyperf's parent prints the table

@@ -43,10 +43,12 @@ def nolock_pair_us() -> float:
 def nmi_search(nmi_call: str, nr_cpus: int, bound: int):
     """CPU 0 (and CPU 1 when ``nr_cpus`` is 2) allocate and free an order-0 and an order-4 block with
     GFP_KERNEL; one NMI on CPU 0, placed at every scheduling point, runs ``nmi_call`` (the nolock pair
-    frees what it got); ``bound`` preemptions.  Returns (executions, reports, seconds, complete)."""
-    def build():
-        k = Kernel(nr_cpus=nr_cpus, pages_per_node=256, max_order=5, pageblock_order=5, memcg=False,
-                   detectors={"lockdep": "off"})
+    frees what it got); ``bound`` preemptions.  The machine is booted once and restored before each
+    execution.  Returns (executions, reports, seconds, complete)."""
+    boot = dict(nr_cpus=nr_cpus, pages_per_node=256, max_order=5, pageblock_order=5, memcg=False,
+                detectors={"lockdep": "off"})
+
+    def setup(k):
         A.setup_per_zone_wmarks(k, 0)
         victim = k.call(A.alloc_pages, GFP_KERNEL, 0)
 
@@ -67,9 +69,9 @@ def nmi_search(nmi_call: str, nr_cpus: int, bound: int):
         for cpu in range(nr_cpus):
             k.spawn(cpu, task)
         k.on_interrupt(0, "nmi", nmi)
-        return k
 
-    res = explore(build, preemption_bound=bound, stop_on_failure=False, check=lambda k, r: check_invariants(k))
+    res = explore(setup, boot=boot, preemption_bound=bound, stop_on_failure=False,
+                  check=lambda k, r: check_invariants(k))
     return res.executions, len(res.failures), res.seconds, res.complete
 
 

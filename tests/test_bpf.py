@@ -191,13 +191,11 @@ def test_arena_creation_checks_its_attributes(k):
 
 
 def test_two_cpus_allocating_in_one_arena_serialize_on_its_mutex():
-    def build():
-        k = Kernel(nr_cpus=2, pages_per_node=512)
+    def setup(k):
         arena = arena_map_alloc(k, 8, memcg=mem_cgroup_create(k, "a"))
         k.spawn(0, lambda: bpf_arena_alloc_pages(arena, None, 2, NUMA_NO_NODE, 0))
         k.spawn(1, lambda: bpf_arena_alloc_pages(arena, None, 2, NUMA_NO_NODE, 0))
         k.arena = arena
-        return k
 
     def check(k, res):
         base = k.arena.user_vm_start
@@ -207,7 +205,8 @@ def test_two_cpus_allocating_in_one_arena_serialize_on_its_mutex():
     def slept(k, res):
         return any(e[3] == "sleep" and e[4] == "arena->lock" for e in res.events)
 
-    result = explore(build, preemption_bound=1, check=check, outcome=slept)
+    result = explore(setup, boot=dict(nr_cpus=2, pages_per_node=512), preemption_bound=1, check=check,
+                     outcome=slept)
     assert result.ok and result.complete and result.outcomes[True] > 0
 
 

@@ -131,6 +131,27 @@ def test_model_code_outside_a_run_is_refused():
         in_nmi()
 
 
+def test_hot_paths_reading_the_run_directly_still_refuse_outside_a_run():
+    """The allocator and the locks read the run as an attribute, not through ``running()``: between
+    runs the sentinel there raises the same ContextError, and nothing changes."""
+    from tryalloc.include.gfp import GFP_KERNEL
+    from tryalloc.kernel.locking import spin_trylock, spinlock_t
+    from tryalloc.mm import page_alloc as A
+
+    k = Kernel(nr_cpus=1, memcg=False)
+    page = k.call(lambda: A.alloc_pages(GFP_KERNEL, 0))
+    free_before = dict(k.zones[0].vm_stat)
+    lock = spinlock_t("L")
+    calls = [lambda: A.alloc_pages(GFP_KERNEL, 0), lambda: A.__free_pages(page, 0), lambda: spin_trylock(lock)]
+    if hasattr(A, "try_alloc_pages"):  # from patch 1
+        calls.append(lambda: A.try_alloc_pages(0, 0))
+    for call in calls:
+        with pytest.raises(ContextError, match="inside"):
+            call()
+    assert lock.owner is None and dict(k.zones[0].vm_stat) == free_before
+    k.call(lambda: A.__free_pages(page, 0))
+
+
 def test_a_run_ending_in_an_exception_leaves_the_cpus_idle_and_usable():
     from tryalloc.kernel.locking import spin_lock, spinlock_t
 

@@ -1,7 +1,7 @@
 """Fuzzing the allocator's public API (hypothesis, stateful): random sequences of valid and invalid calls.
 
 Every call either works, or raises a documented exception (a :class:`~tryalloc.errors.UsageError`
-subclass) leaving the machine's whole state as it was (:func:`tryalloc.mm.snapshot.snapshot`), or
+subclass) leaving the machine's whole state as it was (:func:`tryalloc.kernel.snapshot.changes`), or
 ends in a kernel-style report (a :class:`~tryalloc.errors.KernelReport`, after which the machine is
 replaced).  Between calls the page-conservation and memcg invariants hold, as long as no misuse was
 accepted silently (a free with a smaller order than allocated is a caller's bug the kernel does not
@@ -13,11 +13,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from tryalloc.errors import InvalidArgumentError, KernelReport, UsageError
 from tryalloc.include import gfp as G
+from tryalloc.kernel.snapshot import changes, snapshot
 from tryalloc.mm import memcontrol, page_alloc
 from tryalloc.mm.debug import check_invariants
 from tryalloc.mm.page import Page
 from tryalloc.mm.scenarios import small_machine
-from tryalloc.mm.snapshot import diff, snapshot
 
 PAGES = 64
 MAX_ORDER = 3
@@ -49,12 +49,12 @@ class AllocatorAPI(RuleBasedStateMachine):
 
     def call(self, fn, *args, cpu=0, context="task"):
         """Call ``fn`` on the machine; returns (True, result) or (False, None) when it was refused."""
-        before = snapshot(self.k)
+        before = snapshot(self.k, state_only=True)
         try:
             return True, self.k.call(fn, *args, cpu=cpu, context=context)
         except UsageError as e:
-            after = snapshot(self.k)
-            assert after == before, f"{fn.__name__}{args} in {context} refused ({e}) but changed {diff(before, after)}"
+            changed = changes(self.k, before)
+            assert not changed, f"{fn.__name__}{args} in {context} refused ({e}) but changed {changed}"
             return False, None
         except KernelReport:
             self.fresh()  # a report is normal output; what the machine looks like after one is its own business
@@ -144,14 +144,14 @@ TestAllocatorAPI = AllocatorAPI.TestCase
 # --- what the fuzzer found --------------------------------------------------------------------------------
 def _free_refused_and_nothing_changed(page, order=0):
     k = small_machine(2, PAGES, max_order=MAX_ORDER)
-    before = snapshot(k)
+    before = snapshot(k, state_only=True)
     try:
         k.call(FREE_PAGES, page(k), order)
     except InvalidArgumentError as e:
         assert "memory map" in str(e)
     else:
         raise AssertionError("the free was accepted")
-    assert snapshot(k) == before, diff(before, snapshot(k))
+    assert not changes(k, before)
 
 
 def test_freeing_a_page_past_the_end_of_the_memory_map_is_refused():

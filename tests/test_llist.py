@@ -19,14 +19,12 @@ def test_add_and_del_all_single_context():
 
 def test_concurrent_adds_and_an_nmi_never_lose_a_node():
     """Every interleaving of two CPUs pushing and an NMI pushing in between read and cmpxchg."""
-    def build():
-        k = Kernel(nr_cpus=2)
+    def setup(k):
         head = llist_head("deferred")
         k.head = head
         k.spawn(0, lambda: llist_add(llist_node("cpu0"), head))
         k.spawn(1, lambda: llist_add(llist_node("cpu1"), head))
         k.on_interrupt(0, "nmi", lambda: llist_add(llist_node("nmi"), head))
-        return k
 
     retried = []
 
@@ -37,6 +35,6 @@ def test_concurrent_adds_and_an_nmi_never_lose_a_node():
         assert len(names) == 2 + result.injections
         retried.append(any(e[3] == "llist_add:retry" for e in result.events))
 
-    result = explore(build, preemption_bound=None, check=check)
+    result = explore(setup, boot=dict(nr_cpus=2), preemption_bound=None, check=check)
     assert result.ok and result.complete
     assert any(retried) and not all(retried)  # some schedules force the cmpxchg retry

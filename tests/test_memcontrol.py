@@ -337,12 +337,11 @@ def test_an_nmi_outside_the_stock_lock_charges_cleanly(k):
 
 
 def test_exploring_nmi_arrivals_finds_the_stock_corruption():
-    def build():
-        k = Kernel(nr_cpus=1, pages_per_node=512)
+    def setup(k):
         _nmi_charging_scenario(k, _charge_a_page(k))
-        return k
 
-    result = explore(build, preemption_bound=0, check=lambda k, res: memcg_invariants(k))
+    result = explore(setup, boot=dict(nr_cpus=1, pages_per_node=512), preemption_bound=0,
+                     check=lambda k, res: memcg_invariants(k))
     assert isinstance(result.failures[0], PerCpuCorruptionError)
     assert result.executions > 1  # the NMIs at the task's start and end were clean
 

@@ -4,7 +4,7 @@ Every test here names the rule it checks (``@pytest.mark.rule``): run on a level
 (``make test-levels``) it must fail, and it does, since ``try_alloc_pages`` is not there yet.
 """
 import pytest
-from machines import small_machine
+from machines import no_watermarks, small_machine, small_options
 
 from tryalloc import Kernel, Scripted, When, explore
 from tryalloc.include import gfp as G
@@ -260,11 +260,10 @@ def test_a_failed_zone_moves_on_to_the_next():
 @pytest.mark.rule("R1.16")
 def test_ordinary_callers_try_then_spin_and_still_get_the_lock():
     """R1.16: as posted, a contended ordinary caller first trylocks, then spins; same outcome."""
-    def build():
-        k = machine()
+    def setup(k):
+        no_watermarks(k)
         k.spawn(0, lambda: A.alloc_pages(G.GFP_KERNEL, 4))
         k.spawn(1, lambda: A.alloc_pages(G.GFP_KERNEL, 4))
-        return k
 
     seqs = set()
 
@@ -275,7 +274,7 @@ def test_ordinary_callers_try_then_spin_and_still_get_the_lock():
             seq = tuple(e[3] for e in k.events if e[1] == cpu and e[4] == "zone->lock" and e[3] != "acquired")
             seqs.add(seq[:3])
 
-    assert explore(build, preemption_bound=1, check=check).ok
+    assert explore(setup, boot=small_options(nr_cpus=2), preemption_bound=1, check=check).ok
     assert ("spin_trylock_irqsave", "trylock-failed", "spin_lock_irqsave") in seqs
 
 
@@ -294,25 +293,23 @@ def test_an_nmi_at_every_point_of_alloc_pages_never_deadlocks_with_try_alloc_pag
     """Exhaustive: an NMI calling try_alloc_pages at every scheduling point of an alloc_pages on
     CPU 0 (order 0 and a buddy order) -- zero deadlocks, conservation after every execution."""
     for order in (0, 4):
-        def build(order=order):
-            k = machine(nr_cpus=1)
+        def setup(k, order=order):
+            no_watermarks(k)
             k.spawn(0, lambda: A.alloc_pages(G.GFP_KERNEL, order))
             k.on_interrupt(0, "nmi", lambda: A.try_alloc_pages(0, 0))
-            return k
 
-        res = explore(build, check=lambda k, r: check_invariants(k))
+        res = explore(setup, boot=small_options(nr_cpus=1), check=lambda k, r: check_invariants(k))
         assert res.ok and res.complete and res.executions > 3
 
 
 def test_the_same_nmi_with_alloc_pages_atomic_deadlocks():
     """The baseline's problem, found by the same search (no rule: it holds at every level)."""
-    def build():
-        k = machine(nr_cpus=1, detectors={"lockdep": "off"})
+    def setup(k):
+        no_watermarks(k)
         k.spawn(0, lambda: A.alloc_pages(G.GFP_KERNEL, 4))
         k.on_interrupt(0, "nmi", lambda: A.alloc_pages(G.GFP_ATOMIC, 0))
-        return k
 
-    res = explore(build)
+    res = explore(setup, boot=small_options(nr_cpus=1, detectors={"lockdep": "off"}))
     assert not res.ok and "spins on zone->lock" in str(res.failures[0])
 
 
@@ -353,13 +350,12 @@ def test_stack_depot_gives_up_instead_of_spinning_when_pool_lock_is_busy():
     """Another CPU holds pool_lock: a save that may not spin returns 0 (or a handle already stored)."""
     from tryalloc.lib import stackdepot as sd
 
-    def build():
-        k = machine()  # pools with room: a new record needs no new pool
+    def setup(k):  # pools with room: a new record needs no new pool
+        no_watermarks(k)
         k.call(sd.stack_depot_save, ("known",), G.GFP_KERNEL)
         k.spawn(0, lambda: (sd.stack_depot_save(("new",), G.__GFP_NOWARN),
                             sd.stack_depot_save(("known",), G.__GFP_NOWARN)))
         k.spawn(1, lambda: sd.stack_depot_save(("other",), G.GFP_KERNEL))
-        return k
 
     outcomes = set()
 
@@ -369,7 +365,7 @@ def test_stack_depot_gives_up_instead_of_spinning_when_pool_lock_is_busy():
         assert not [e for e in k.events if e[1] == 0 and e[3] == "spin" and e[4] == "pool_lock"]
         outcomes.add(new == 0)
 
-    res = explore(build, check=check)
+    res = explore(setup, boot=small_options(nr_cpus=2), check=check)
     assert res.ok and res.complete and outcomes == {True, False}
 
 

@@ -4,7 +4,7 @@ Tests marked with a rule fail (strict xfail) at the levels before the patch: the
 free_pages_nolock there.
 """
 import pytest
-from machines import small_machine
+from machines import no_watermarks, small_machine, small_options
 
 from tryalloc import InvalidContextError, Scripted, When, explore
 from tryalloc.errors import BadPageError, DeadlockError, VMBugError
@@ -206,8 +206,8 @@ def test_an_nmi_at_every_point_frees_without_spinning_and_conserves_pages():
     """Exhaustive: an NMI calling free_pages_nolock (or try_alloc_pages) at every scheduling point of
     an alloc_pages / __free_pages pair on CPU 0: zero deadlocks; conservation after each execution."""
     for order in (0, 4):
-        def build(order=order):
-            k = machine()
+        def setup(k, order=order):
+            no_watermarks(k)
             victim = k.call(A.alloc_pages, G.GFP_KERNEL, order)
 
             def task():
@@ -215,7 +215,6 @@ def test_an_nmi_at_every_point_frees_without_spinning_and_conserves_pages():
 
             k.spawn(0, task)
             k.on_interrupt(0, "nmi", lambda: A.free_pages_nolock(victim, order))
-            return k
 
         outcomes = []
 
@@ -223,7 +222,7 @@ def test_an_nmi_at_every_point_frees_without_spinning_and_conserves_pages():
             check_invariants(k)
             outcomes.append(len(deferred(k)))
 
-        res = explore(build, check=check)
+        res = explore(setup, boot=small_options(nr_cpus=1), check=check)
         assert res.ok and res.complete
         if order == 4:
             assert 1 in outcomes  # some NMI found zone->lock busy and deferred

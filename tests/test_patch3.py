@@ -116,8 +116,7 @@ def test_at_every_nmi_arrival_the_trylock_fails_exactly_while_the_task_is_inside
     this CPU is inside', and the flag agrees with the holder whenever the NMI looks (I5)."""
     verdicts = set()
 
-    def build():
-        k = Kernel(nr_cpus=1, detectors=QUIET)
+    def setup(k):
         lock = LL.local_trylock_t(NAME, 1)
 
         def nmi():
@@ -134,9 +133,9 @@ def test_at_every_nmi_arrival_the_trylock_fails_exactly_while_the_task_is_inside
         k.spawn(0, section(lock))
         k.on_interrupt(0, "nmi", nmi)
         k._lock = lock
-        return k
 
-    result = explore(build, preemption_bound=0, check=lambda k, res: _flag_clear(k._lock))
+    result = explore(setup, boot=dict(nr_cpus=1, detectors=QUIET), preemption_bound=0,
+                     check=lambda k, res: _flag_clear(k._lock))
     assert result.ok and result.complete
     assert verdicts == {True, False}  # some NMIs came inside the section, some outside
     assert result.executions >= 4

@@ -4,7 +4,7 @@ Before the patch try_alloc_pages charges nothing, so every test marked with a ru
 xfail) at level 4: the page comes back untagged, or a page where the limit says NULL.
 """
 import pytest
-from machines import small_machine
+from machines import no_watermarks, small_machine, small_options
 
 from tryalloc import Scripted, When, explore
 from tryalloc.include import gfp as G
@@ -121,8 +121,8 @@ def test_a_charged_page_is_uncharged_through_the_stock_by_any_free(free):
 @pytest.mark.rule("I4")
 def test_every_try_alloc_pages_charge_is_returned_once_at_every_nmi_arrival():
     """A task allocating and freeing pages of memcg a, an NMI doing the same for b, at every point."""
-    def build():
-        k = machine()
+    def setup(k):
+        no_watermarks(k)
         a, b = M.mem_cgroup_create(k, "a"), M.mem_cgroup_create(k, "b")
         M.task_set_memcg(k, 0, a)
 
@@ -140,7 +140,6 @@ def test_every_try_alloc_pages_charge_is_returned_once_at_every_nmi_arrival():
 
         k.spawn(0, task)
         k.on_interrupt(0, "nmi", nmi)
-        return k
 
     def check(k, res):
         M.memcg_invariants(k)  # counters >= 0; usage = charged pages + stocks
@@ -151,5 +150,5 @@ def test_every_try_alloc_pages_charge_is_returned_once_at_every_nmi_arrival():
                 assert memcg.memory.usage == stocked.get(memcg.name, 0) >= 0 and memcg.kmem == 0
         check_invariants(k)
 
-    result = explore(build, preemption_bound=0, check=check)
+    result = explore(setup, boot=small_options(nr_cpus=1, memcg=True), preemption_bound=0, check=check)
     assert result.ok and result.complete and result.executions > 10

@@ -16,7 +16,7 @@ from tryalloc.bpf.prog import bpf_prog_attach_tracepoint
 from tryalloc.errors import ContextError, LockdepError
 from tryalloc.include.gfp import __GFP_ACCOUNT, GFP_ATOMIC, GFP_KERNEL
 from tryalloc.kernel.locking import spin_lock_irqsave, spin_trylock_irqsave, spin_unlock_irqrestore, spinlock_t
-from tryalloc.kernel.snapshot import restore, snapshot
+from tryalloc.kernel.snapshot import changes, restore, snapshot
 from tryalloc.mm import page_alloc as A
 from tryalloc.mm.debug import check_invariants
 from tryalloc.mm.memcontrol import mem_cgroup_create, task_set_memcg
@@ -118,6 +118,25 @@ def test_a_snapshot_refuses_state_it_cannot_put_back_and_another_machines_snapsh
         snapshot(k)
     with pytest.raises(ContextError, match="another machine"):
         restore(Kernel(**BOOT), snapshot(Kernel(**BOOT)))
+
+
+def test_the_same_capture_names_what_a_call_changed_and_nothing_else():
+    """Compared instead of restored, the capture finds every change to the machine's state, and only
+    those: a run that changes nothing but the last run's log reads as no change."""
+    k = Kernel(**BOOT)
+    before = snapshot(k, state_only=True)
+    assert changes(k, before) == []
+    k.call(lambda: None)
+    assert changes(k, before) == []
+    k.fail_page_alloc.rng.random()
+    page = k.call(A.alloc_pages, GFP_KERNEL, 0)
+    changed = changes(k, before, limit=1000)
+    assert any(".mem_map._refcount" in c for c in changed), changed
+    assert any(".fail_page_alloc.rng" in c for c in changed), changed
+    assert not any("_last_run" in c or c.startswith("kernel.events") for c in changed), changed
+    k.call(A.__free_pages, page, 0)
+    with pytest.raises(ContextError, match="another machine"):
+        changes(Kernel(**BOOT), before)
 
 
 # --- the search over restored machines ------------------------------------------------------------

@@ -215,17 +215,15 @@ def test_nmi_save_while_the_task_holds_pool_lock_returns_0(pool_pages):
 
 
 def test_nmi_saves_never_deadlock_in_any_schedule(pool_pages):
-    def build():
-        k = Kernel(nr_cpus=2)
+    def setup(k):
         k.spawn(0, lambda: save(("task0",)))
         k.spawn(1, lambda: save(("task1",)))
         k.on_interrupt(0, "nmi", lambda: save(("nmi",), GFP_KERNEL, 0))
-        return k
 
     def outcome(kernel, result):
         return kernel.stack_depot.nr_records()
 
-    res = explore(build, preemption_bound=1, outcome=outcome)
+    res = explore(setup, boot=dict(nr_cpus=2), preemption_bound=1, outcome=outcome)
     assert res.ok and res.complete
     assert set(res.outcomes) == {2, 3}  # the NMI's trace is stored, or dropped when pool_lock was busy
 

@@ -25,9 +25,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .errors import InvalidArgumentError
+from .kernel import sched
 from .kernel.events import Fields
 from .kernel.machine import initcall
-from .kernel.sched import declare_ops, running
+from .kernel.sched import declare_ops
 
 #: The tracepoints the model has, in ``kmem.h`` order.
 TRACEPOINTS = ("mm_page_free", "mm_page_alloc", "mm_page_alloc_zone_locked", "mm_page_pcpu_drain",
@@ -85,34 +86,34 @@ def _fire(run, name: str, fields: dict) -> None:
 # Each tracepoint tests, as the kernel's static key does, whether anyone listens (a probe, or the
 # event log) before its fields are gathered: with neither, a tracepoint costs one call.
 def trace_mm_page_free(*, page, order) -> None:
-    run = running()
+    run = sched._run
     if run.trace or run.kernel.tracepoints["mm_page_free"]:
         _fire(run, "mm_page_free", {"page": page, "order": order})
 
 
 def trace_mm_page_alloc(*, page, order, gfp_flags, migratetype) -> None:
-    run = running()
+    run = sched._run
     if run.trace or run.kernel.tracepoints["mm_page_alloc"]:
         _fire(run, "mm_page_alloc", {"page": page, "order": order, "gfp_flags": gfp_flags,
                                      "migratetype": migratetype})
 
 
 def trace_mm_page_alloc_zone_locked(*, page, order, migratetype, percpu_refill) -> None:
-    run = running()
+    run = sched._run
     if run.trace or run.kernel.tracepoints["mm_page_alloc_zone_locked"]:
         _fire(run, "mm_page_alloc_zone_locked", {"page": page, "order": order, "migratetype": migratetype,
                                                  "percpu_refill": percpu_refill})
 
 
 def trace_mm_page_pcpu_drain(*, page, order, migratetype) -> None:
-    run = running()
+    run = sched._run
     if run.trace or run.kernel.tracepoints["mm_page_pcpu_drain"]:
         _fire(run, "mm_page_pcpu_drain", {"page": page, "order": order, "migratetype": migratetype})
 
 
 def trace_mm_page_alloc_extfrag(*, page, alloc_order, fallback_order, alloc_migratetype,
                                 fallback_migratetype) -> None:
-    run = running()
+    run = sched._run
     if run.trace or run.kernel.tracepoints["mm_page_alloc_extfrag"]:
         _fire(run, "mm_page_alloc_extfrag", {"page": page, "alloc_order": alloc_order,
                                              "fallback_order": fallback_order,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from ..errors import ContextError
-from .sched import this_cpu
+from . import sched
 
 T = TypeVar("T")
 
@@ -34,7 +34,7 @@ class PerCpu(Generic[T]):
 
 def this_cpu_ptr(var: PerCpu[T]) -> T:
     """The running CPU's instance of ``var``."""
-    return var._slots[this_cpu().id]
+    return var._slots[sched._run.cpu.id]
 
 
 def per_cpu_ptr(var: PerCpu[T], cpu: int) -> T:

@@ -7,6 +7,7 @@ Each reads or changes the state of the CPU running the caller.  ``local_irq_save
 from __future__ import annotations
 
 from ..errors import ContextError, InvalidContextError
+from . import sched
 from .context import (
     HARDIRQ_MASK,
     NMI_MASK,
@@ -17,82 +18,81 @@ from .context import (
     IrqFlags,
 )
 from .report import compose
-from .sched import running, this_cpu
 
 
 def preempt_count() -> int:
-    return this_cpu().preempt_count
+    return sched._run.cpu.preempt_count
 
 
 def in_nmi() -> bool:
-    return bool(this_cpu().preempt_count & NMI_MASK)
+    return bool(sched._run.cpu.preempt_count & NMI_MASK)
 
 
 def in_hardirq() -> bool:
     """True in a hard interrupt *or* an NMI, as in the kernel (an NMI also adds HARDIRQ_OFFSET)."""
-    return bool(this_cpu().preempt_count & HARDIRQ_MASK)
+    return bool(sched._run.cpu.preempt_count & HARDIRQ_MASK)
 
 
 def in_serving_softirq() -> bool:
-    return bool(this_cpu().preempt_count & SOFTIRQ_OFFSET)
+    return bool(sched._run.cpu.preempt_count & SOFTIRQ_OFFSET)
 
 
 def in_task() -> bool:
-    return not this_cpu().preempt_count & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_OFFSET)
+    return not sched._run.cpu.preempt_count & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_OFFSET)
 
 
 def in_interrupt() -> bool:
-    return bool(this_cpu().preempt_count & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_MASK))
+    return bool(sched._run.cpu.preempt_count & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_MASK))
 
 
 def irqs_disabled() -> bool:
-    return this_cpu().irqs_disabled
+    return sched._run.cpu.irqs_disabled
 
 
 def preemptible() -> bool:
-    cpu = this_cpu()
+    cpu = sched._run.cpu
     return cpu.preempt_count == 0 and not cpu.irqs_disabled
 
 
 def smp_processor_id() -> int:
-    return this_cpu().id
+    return sched._run.cpu.id
 
 
 def preempt_disable() -> None:
-    this_cpu().preempt_count += 1
+    sched._run.cpu.preempt_count += 1
 
 
 def preempt_enable() -> None:
-    cpu = this_cpu()
+    cpu = sched._run.cpu
     if not cpu.preempt_count & PREEMPT_MASK:
         raise ContextError(f"preempt_enable() on CPU{cpu.id} without a matching preempt_disable()")
     cpu.preempt_count -= 1
 
 
 def migrate_disable() -> None:
-    this_cpu().migrate_disabled += 1
+    sched._run.cpu.migrate_disabled += 1
 
 
 def migrate_enable() -> None:
-    cpu = this_cpu()
+    cpu = sched._run.cpu
     if not cpu.migrate_disabled:
         raise ContextError(f"migrate_enable() on CPU{cpu.id} without a matching migrate_disable()")
     cpu.migrate_disabled -= 1
 
 
 def local_bh_disable() -> None:
-    this_cpu().preempt_count += SOFTIRQ_DISABLE_OFFSET
+    sched._run.cpu.preempt_count += SOFTIRQ_DISABLE_OFFSET
 
 
 def local_bh_enable() -> None:
-    cpu = this_cpu()
+    cpu = sched._run.cpu
     if (cpu.preempt_count & SOFTIRQ_MASK) < SOFTIRQ_DISABLE_OFFSET:
         raise ContextError(f"local_bh_enable() on CPU{cpu.id} without a matching local_bh_disable()")
     cpu.preempt_count -= SOFTIRQ_DISABLE_OFFSET
 
 
 def local_irq_save() -> IrqFlags:
-    cpu = this_cpu()
+    cpu = sched._run.cpu
     flags = cpu.saved_flags[cpu.irqs_disabled]
     cpu.irqs_disabled = True
     return flags
@@ -100,7 +100,7 @@ def local_irq_save() -> IrqFlags:
 
 def check_flags(flags: IrqFlags) -> None:
     """Refuse flags that are not an :class:`IrqFlags` saved on this CPU (before anything changes)."""
-    cpu = this_cpu()
+    cpu = sched._run.cpu
     if not isinstance(flags, IrqFlags):
         raise ContextError(f"expected the IrqFlags returned by an *_irqsave() call, got {flags!r}")
     if flags.cpu != cpu.id:
@@ -109,15 +109,15 @@ def check_flags(flags: IrqFlags) -> None:
 
 def local_irq_restore(flags: IrqFlags) -> None:
     check_flags(flags)
-    this_cpu().irqs_disabled = flags.disabled
+    sched._run.cpu.irqs_disabled = flags.disabled
 
 
 def local_irq_disable() -> None:
-    this_cpu().irqs_disabled = True
+    sched._run.cpu.irqs_disabled = True
 
 
 def local_irq_enable() -> None:
-    this_cpu().irqs_disabled = False
+    sched._run.cpu.irqs_disabled = False
 
 
 def might_sleep(what) -> None:
@@ -125,7 +125,7 @@ def might_sleep(what) -> None:
     context (preemption or interrupts disabled, or any interrupt context) that is an invalid-context
     report.  ``what`` names the sleeper; it may be a callable, called only if a report is made, so
     hot paths need not format a message they will not use."""
-    run = running()
+    run = sched._run
     cpu = run.cpu
     if cpu.preempt_count or cpu.irqs_disabled:
         what = what() if callable(what) else what

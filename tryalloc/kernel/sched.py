@@ -41,8 +41,26 @@ RUN, IRQ = 0, 1
 
 declare_ops("start", "exit", *(f"{kind}-{edge}" for kind in INTERRUPT_KINDS for edge in ("entry", "exit")))
 
-#: The run in progress (only one runs at a time: no threads).
-_run: Run | None = None
+_OUTSIDE = "model code runs only inside Kernel.run() or Kernel.call()"
+
+
+class _NoRun:
+    """What :data:`_run` holds between runs: reading anything from it raises ContextError.  Model code
+    on hot paths reads ``sched._run.kernel`` (an attribute read) instead of calling :func:`running`,
+    and outside a run still gets the documented error."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str):
+        raise ContextError(_OUTSIDE)
+
+    def __bool__(self) -> bool:
+        return False
+
+
+_NO_RUN = _NoRun()
+#: The run in progress (only one runs at a time: no threads); :data:`_NO_RUN` between runs.
+_run: Run | _NoRun = _NO_RUN
 #: Idle CPU greenlets kept for the next run: starting a fresh greenlet costs ~15 us, reusing one ~1 us.
 _pool: list[greenlet] = []
 
@@ -57,12 +75,9 @@ def _worker(body, msg):
 
 
 # --- what model code calls -------------------------------------------------------------------
-_OUTSIDE = "model code runs only inside Kernel.run() or Kernel.call()"
-
-
 def running() -> Run:
     """The run in progress; model code may only execute inside one."""
-    if _run is None:
+    if _run is _NO_RUN:
         raise ContextError(_OUTSIDE)
     return _run
 
@@ -70,10 +85,7 @@ def running() -> Run:
 def this_cpu() -> CPU:
     """The CPU executing the caller (``smp_processor_id()`` is ``this_cpu().id``).  It reads the run
     itself rather than calling :func:`running`: it is the model's most frequent lookup."""
-    run = _run
-    if run is None:
-        raise ContextError(_OUTSIDE)
-    return run.cpu
+    return _run.cpu  # outside a run the sentinel raises ContextError
 
 
 def current_context() -> Context:
@@ -89,11 +101,8 @@ def point(op: str, obj: object = None, touches: tuple | None = None) -> None:
     ``touches`` declares what the step after the point touches, as a ``(kind, obj)`` pair of
     :mod:`tryalloc.kernel.por`; ``None`` (the default) means "anything", which is always sound."""
     run = _run
-    if run is None:
-        raise ContextError(_OUTSIDE)
-    run.cpu.stack[-1].announced = touches
-    run.announce(op, obj)
-    run.schedule()
+    run.cpu.stack[-1].announced = touches  # outside a run the sentinel raises ContextError
+    run.point(op, obj)
 
 
 def event(op: str, obj: object = None) -> None:
@@ -420,11 +429,16 @@ class Run:
             self.events.fields[len(self.events)] = fields
             self.log(op, None)
 
-    def announce(self, op: str, obj: object) -> None:
-        """Record a scheduling point: ``op`` on ``obj`` is about to happen (see :func:`point`)."""
+    def point(self, op: str, obj: object) -> None:
+        """A scheduling point of the running CPU (see :func:`point`): record that ``op`` on ``obj`` is
+        about to happen, then :meth:`schedule`.  A run alone with no interrupt to come has nothing to
+        decide, so the point returns at once: one call (the lock operations call it directly)."""
         if self.trace:
             self._points.append(len(self.events))
             self.log(op, obj)
+        if self._alone and not self._pending:
+            return
+        self.schedule()
 
     # -- deciding: callable from any greenlet -----------------------------------------------------
     def options(self) -> list[tuple[int, int]]:
@@ -567,7 +581,7 @@ class Run:
     # -- the hub: runs in the caller's greenlet ----------------------------------------------------
     def check(self) -> None:
         """Refuse a run that cannot start (a usage error), before anything in the machine changes."""
-        if _run is not None:
+        if _run is not _NO_RUN:
             raise ContextError("a run is already in progress; runs do not nest")
         for cid in self.tasks:
             if not 0 <= cid < len(self.cpus):
@@ -606,7 +620,7 @@ class Run:
         else:
             self.strategy.finish(self)
         finally:
-            _run = None
+            _run = _NO_RUN
             for cid, glet in list(self._glets.items()):
                 if cid not in self._unstarted:
                     glet.throw()  # unwind the CPUs left suspended (their frames hold no cleanup code)

@@ -51,6 +51,7 @@ from ..include.gfp import (
     gfpflags_allow_blocking,
     gfpflags_allow_spinning,  # @since 4
 )
+from ..kernel import sched
 from ..kernel.locking.local_lock import (
     local_lock_irqsave,
     #~ local_lock_t,  # @until 4
@@ -234,7 +235,7 @@ def mem_cgroup_init(kernel) -> None:
 
 
 def _state(kernel=None) -> MemcgState:
-    return (kernel if kernel is not None else running().kernel).memcg
+    return (kernel if kernel is not None else sched._run.kernel).memcg
 
 
 def _check_memcg(state: MemcgState, memcg, what: str) -> mem_cgroup:
@@ -716,7 +717,7 @@ def page_objcg(page) -> obj_cgroup | None:
 
 def memcg_kmem_online() -> bool:
     """Is kmem accounting on (``CONFIG_MEMCG`` in this model's configuration)?"""
-    return running().kernel.config.memcg
+    return sched._run.kernel.config.memcg
 
 
 def __memcg_kmem_charge_page(page, gfp: int, order: int) -> int:

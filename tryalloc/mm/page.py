@@ -21,8 +21,8 @@ from __future__ import annotations
 from array import array
 
 from ..errors import BadPageError, ContextError, InvalidArgumentError, VMBugError
+from ..kernel import sched
 from ..kernel.machine import initcall
-from ..kernel.sched import running
 from ..lib.llist import llist_node
 
 # page flags (bit numbers of enum pageflags that the model uses; PG_buddy is the model's own, see above)
@@ -174,7 +174,7 @@ def check_page(page) -> Page:
     """Return ``page`` if it is a frame of the running machine's memory map, else raise
     :class:`InvalidArgumentError`.  (In C a wild ``struct page *`` is undefined behaviour; here it must
     not index the arrays out of range, or wrap around to the last frame for a negative pfn.)"""
-    mm = running().kernel.mem_map
+    mm = sched._run.kernel.mem_map
     if not isinstance(page, Page):
         raise InvalidArgumentError(f"expected a Page, got {page!r}")
     pfn = page.pfn
@@ -185,7 +185,7 @@ def check_page(page) -> Page:
 
 def pfn_to_page(pfn: int) -> Page:
     """The page of ``pfn`` on the running machine."""
-    return running().kernel.mem_map.page(pfn)
+    return sched._run.kernel.mem_map.page(pfn)
 
 
 def page_to_pfn(page: Page) -> int:
@@ -359,7 +359,7 @@ def vm_bug_on_page(page: Page, condition: str) -> VMBugError:
 def bad_page(page: Page, reason: str) -> BadPageError:
     """The report of ``mm/page_alloc.c: bad_page()``; the caller raises it before changing anything."""
     try:
-        who = running().cpu.top.name
+        who = sched._run.cpu.top.name
     except ContextError:  # reported outside a run (a test inspecting a page)
         who = "?"
     return BadPageError(dump_page(page, reason), title=f"BUG: Bad page state in process {who}  pfn:{page.pfn:05x}")

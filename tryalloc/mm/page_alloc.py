@@ -33,7 +33,7 @@ import random
 from dataclasses import dataclass, field
 
 from ..config import HPAGE_PMD_ORDER
-from ..errors import InvalidArgumentError
+from ..errors import BadPageError, InvalidArgumentError, VMBugError
 from ..include.gfp import (
     __GFP_ACCOUNT,
     __GFP_COMP,
@@ -51,6 +51,7 @@ from ..include.gfp import (
     gfp_migratetype,
     gfpflags_allow_blocking,
 )
+from ..kernel import sched
 from ..kernel.locking import (
     spin_lock,
     spin_lock_irqsave,
@@ -73,7 +74,7 @@ from ..kernel.preempt import (
     preempt_disable,
     preempt_enable,
 )
-from ..kernel.sched import declare_ops, event, point, running
+from ..kernel.sched import declare_ops, event, point
 from ..lib.debugobjects import debug_check_no_obj_freed
 from ..lib.llist import llist_add, llist_del_all, llist_empty, llist_for_each
 from ..series.mutants import fixed
@@ -118,6 +119,7 @@ from .page import (
     clear_compound_page,
     compound_order,
     page_ref_count,
+    page_ref_inc,
     page_zone,
     prep_compound_page,
     put_page_testzero,
@@ -345,7 +347,7 @@ def page_del_and_expand(z: zone, page: Page, low: int, high: int, migratetype: i
 def __rmqueue_smallest(z: zone, order: int, migratetype: int) -> Page | None:
     """Take the smallest free block of ``migratetype`` of at least ``order`` and split it down.
     Fires ``mm_page_alloc_zone_locked`` with ``zone->lock`` held."""
-    mm = running().kernel.mem_map
+    mm = sched._run.kernel.mem_map
     for current_order in range(order, len(z.free_area)):
         lst = z.free_area[current_order].free_list[migratetype]
         if not lst:
@@ -371,9 +373,9 @@ def __rmqueue_fallback(z: zone, order: int, start_migratetype: int, alloc_flags:
     search for the smallest block when it cannot claim the block.  With ``ALLOC_NOFRAGMENT`` only
     whole pageblocks may be stolen.
     """
-    cfg = running().kernel.config
+    cfg = sched._run.kernel.config
     min_order = cfg.pageblock_order if alloc_flags & ALLOC_NOFRAGMENT else order
-    mm = running().kernel.mem_map
+    mm = sched._run.kernel.mem_map
     for current_order in range(len(z.free_area) - 1, min_order - 1, -1):
         for fallback_mt in _FALLBACKS[start_migratetype]:
             lst = z.free_area[current_order].free_list[fallback_mt]
@@ -474,7 +476,7 @@ def rmqueue_buddy(preferred_zone: zone, z: zone, order: int, alloc_flags: int, m
             page = __rmqueue_smallest(z, order, MIGRATE_HIGHATOMIC)
     spin_unlock_irqrestore(z.lock, flags)
     if page is not None:
-        running().kernel.vm_events[PGALLOC] += 1 << order
+        sched._run.kernel.vm_events[PGALLOC] += 1 << order
     return page
 
 
@@ -484,7 +486,7 @@ def pcp_allowed_order(order: int) -> bool:
     https://elixir.bootlin.com/linux/v6.13/C/ident/pcp_allowed_order)."""
     if order <= PAGE_ALLOC_COSTLY_ORDER:
         return True
-    cfg = running().kernel.config
+    cfg = sched._run.kernel.config
     return cfg.thp and order == thp_order(cfg)
 
 
@@ -498,7 +500,7 @@ def order_to_pindex(migratetype: int, order: int) -> int:
 
 def pindex_to_order(pindex: int) -> int:
     if pindex >= NR_LOWORDER_PCP_LISTS:
-        return thp_order(running().kernel.config)
+        return thp_order(sched._run.kernel.config)
     return pindex // MIGRATE_PCPTYPES
 
 
@@ -506,7 +508,7 @@ def pcp_trylock_prepare():
     """On a uniprocessor !RT kernel ``spin_trylock`` always succeeds, so interrupts go off instead
     (``pcp_trylock_prepare``); a no-op (``None``) on SMP or RT.  NMIs still arrive: an NMI allocation on
     UP could enter the section it interrupted until 620b46ed6ae1 (2026, S9.11.1) made it return NULL."""
-    cfg = running().kernel.config
+    cfg = sched._run.kernel.config
     if not cfg.smp and not cfg.preempt_rt:
         return local_irq_save()
     return None
@@ -518,14 +520,14 @@ def pcp_trylock_finish(flags) -> None:
 
 
 def _pcpu_task_pin() -> None:
-    if running().kernel.config.preempt_rt:
+    if sched._run.kernel.config.preempt_rt:
         migrate_disable()
     else:
         preempt_disable()
 
 
 def _pcpu_task_unpin() -> None:
-    if running().kernel.config.preempt_rt:
+    if sched._run.kernel.config.preempt_rt:
         migrate_enable()
     else:
         preempt_enable()
@@ -589,7 +591,7 @@ def __rmqueue_pcplist(z: zone, order: int, migratetype: int, alloc_flags: int, p
         pcp.count += alloced << order
         if not alloced:
             return None
-    page = Page(lst.popleft(), running().kernel.mem_map)
+    page = Page(lst.popleft(), sched._run.kernel.mem_map)
     pcp.count -= 1 << order
     return page
 
@@ -608,7 +610,7 @@ def rmqueue_pcplist(preferred_zone: zone, z: zone, order: int, migratetype: int,
     pcp_spin_unlock(pcp)
     pcp_trylock_finish(flags)
     if page is not None:
-        running().kernel.vm_events[PGALLOC] += 1 << order
+        sched._run.kernel.vm_events[PGALLOC] += 1 << order
     return page
 
 
@@ -617,7 +619,7 @@ def free_pcppages_bulk(z: zone, count: int, pcp, pindex: int) -> None:
     ``pindex`` first, then the others round-robin, each from its tail; fires ``mm_page_pcpu_drain``
     with the lock held (v6.13: https://elixir.bootlin.com/linux/v6.13/C/ident/free_pcppages_bulk)."""
     count = min(pcp.count, count)
-    mm = running().kernel.mem_map
+    mm = sched._run.kernel.mem_map
     pindex -= 1  # the search below steps forward first: start at the list asked for
     flags = spin_lock_irqsave(z.lock)
     nr_lists = len(pcp.lists)
@@ -693,7 +695,7 @@ def free_unref_page_commit(z: zone, pcp, page: Page, migratetype: int, order: in
     An ``FPI_TRYLOCK`` free stops after the list insertion: the bulk free would spin on
     ``zone->lock``, so ``pcp->count`` may stay above ``high`` until an ordinary free (patch 2, R2.4)."""
     pcp.alloc_factor >>= 1
-    running().kernel.vm_events[PGFREE] += 1 << order
+    sched._run.kernel.vm_events[PGFREE] += 1 << order
     pindex = order_to_pindex(migratetype, order)
     pcp.lists[pindex].appendleft(page.pfn)
     pcp.count += 1 << order
@@ -736,8 +738,8 @@ def drain_pages_zone(cpu: int, z: zone) -> None:
 
 def drain_local_pages(z: zone | None = None) -> None:
     """Drain this CPU's pcp of ``z`` (of every zone when ``None``)."""
-    kernel = running().kernel
-    cpu = running().cpu.id
+    kernel = sched._run.kernel
+    cpu = sched._run.cpu.id
     for each in [z] if z is not None else kernel.zones:
         drain_pages_zone(cpu, each)
 
@@ -746,7 +748,7 @@ def drain_all_pages(z: zone | None = None) -> None:
     """Drain the pcps of every CPU that has pages on them (of ``z``, or of any zone), remotely from the
     calling CPU (``__drain_all_pages``, v6.13; remote since v5.19).  The racy count check picks the
     CPUs first, as in C; ``pcpu_drain_mutex``, which serialises concurrent drains, is left out."""
-    kernel = running().kernel
+    kernel = sched._run.kernel
     zones = [z] if z is not None else kernel.zones
     cpus = [cpu for cpu in range(kernel.config.nr_cpus)
             if any(per_cpu_ptr(each.per_cpu_pageset, cpu).count for each in zones)]
@@ -806,17 +808,14 @@ class alloc_context:
     preferred_zone: zone
 
 
-def _zones_allowed(ac: alloc_context):
-    for z in ac.zonelist:
-        if ac.nodemask is None or z.nid in ac.nodemask:
-            yield z
-
-
 def get_page_from_freelist(gfp: int, order: int, alloc_flags: int, ac: alloc_context) -> Page | None:
     """Walk the zonelist; in each zone above its watermark try ``rmqueue``; prep the page found.
     With ``ALLOC_NOFRAGMENT`` a failed walk is retried once without it."""
+    nodemask = ac.nodemask
     while True:
-        for z in _zones_allowed(ac):
+        for z in ac.zonelist:  # for_next_zone_zonelist_nodemask
+            if nodemask is not None and z.nid not in nodemask:
+                continue
             cond_accept_memory(z, order, alloc_flags)  # @since 6.15
             if not alloc_flags & ALLOC_NO_WATERMARKS:
                 mark = z.wmark_pages(alloc_flags & ALLOC_WMARK_MASK)
@@ -855,7 +854,7 @@ def prep_new_page(page: Page, order: int, gfp: int, alloc_flags: int) -> None:
 
 def should_fail_alloc_page(gfp: int, order: int) -> bool:
     """Fault injection (``fail_page_alloc``), configured by ``kernel.fail_page_alloc``."""
-    attr = running().kernel.fail_page_alloc
+    attr = sched._run.kernel.fail_page_alloc
     if gfp & __GFP_NOFAIL or order < attr.min_order or attr.times == 0 or attr.probability <= 0:
         return False
     if attr.ignore_gfp_highmem and gfp & __GFP_HIGHMEM:
@@ -876,7 +875,7 @@ def prepare_alloc_pages(gfp: int, order: int, preferred_nid: int, nodemask,
     fault injection fails the request (never for ``ALLOC_TRYLOCK``: it may printk and take locks,
     patch 1, R1.8).  ``might_alloc`` checks a blocking mask's context.  C returns the flags through a
     pointer argument; here they come back in the tuple."""
-    kernel = running().kernel
+    kernel = sched._run.kernel
     zonelist = kernel.zonelists[preferred_nid]
     if gfp & __GFP_THISNODE:
         zonelist = zonelist[:1]
@@ -893,7 +892,7 @@ def alloc_flags_nofragment(z: zone, gfp: int) -> int:
     """``ALLOC_KSWAPD`` from the mask; ``ALLOC_NOFRAGMENT`` on one node (the kernel sets it when no lower
     zone sits below ``ZONE_NORMAL`` to fall back to; the model's nodes have none)."""
     flags = ALLOC_KSWAPD if gfp & __GFP_KSWAPD_RECLAIM else 0
-    if len(running().kernel.zones) == 1:
+    if len(sched._run.kernel.zones) == 1:
         flags |= ALLOC_NOFRAGMENT
     return flags
 
@@ -930,7 +929,7 @@ def _watermark_note(order: int) -> str:
     prints the zones' free and min counts after it, ``show_mem``).  On a tiny zone the default marks
     can exceed what the zone can ever spare: that request never succeeds, whatever the state."""
     notes = []
-    for z in running().kernel.zones:
+    for z in sched._run.kernel.zones:
         free, mark = z.vm_stat[NR_FREE_PAGES], z.min_wmark_pages()
         if free >= 1 << order and free - (1 << order) < mark:
             never = (f"; its watermarks exceed what a {z.managed_pages}-page zone can spare for this order"
@@ -960,14 +959,14 @@ def __alloc_pages_slowpath(gfp: int, order: int, ac: alloc_context) -> Page | No
 
 
 def check_order(order: int) -> int:
-    max_order = running().kernel.config.max_order
+    max_order = sched._run.kernel.config.max_order
     if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= max_order:
         raise InvalidArgumentError(f"order {order!r} is out of range 0..{max_order} (MAX_PAGE_ORDER)")
     return order
 
 
 def check_nid(nid: int) -> int:
-    nr_nodes = running().kernel.config.nr_nodes
+    nr_nodes = sched._run.kernel.config.nr_nodes
     if isinstance(nid, bool) or not isinstance(nid, int) or not 0 <= nid < nr_nodes:
         raise InvalidArgumentError(f"node {nid!r} does not exist (nodes 0..{nr_nodes - 1})")
     return nid
@@ -1006,7 +1005,7 @@ def __alloc_pages(gfp: int, order: int, preferred_nid: int, nodemask=None) -> Pa
 
 def has_unaccepted_memory() -> bool:
     """Does any zone still hold memory that must be accepted before use (``has_unaccepted_memory``)?"""
-    return running().kernel.unaccepted_memory
+    return sched._run.kernel.unaccepted_memory
 
 
 # @since 6.15
@@ -1017,7 +1016,7 @@ def cond_accept_memory(z: zone, order: int, alloc_flags: int) -> bool:
     walk could not already see, so this returns False.  From 6.16 (Kirill Shutemov's change,
     https://lore.kernel.org/r/20250506112509.905147-2-kirill.shutemov@linux.intel.com; S9.8.1) an
     ``ALLOC_TRYLOCK`` request accepts nothing here, in place of its blanket NULL in try_alloc_pages."""
-    kernel = running().kernel
+    kernel = sched._run.kernel
     if not kernel.unaccepted_memory or alloc_flags & ALLOC_TRYLOCK:
         return False  # before 6.16 a trylock request never gets here with memory unaccepted
     flags = spin_lock_irqsave(kernel.unaccepted_memory_lock)
@@ -1029,7 +1028,7 @@ def cond_accept_memory(z: zone, order: int, alloc_flags: int) -> bool:
 
 def deferred_pages_enabled() -> bool:
     """Is struct-page initialisation still running in the background (``deferred_pages_enabled``)?"""
-    return running().kernel.deferred_pages
+    return sched._run.kernel.deferred_pages
 
 
 # @since 1
@@ -1064,11 +1063,11 @@ def _alloc_pages_nolock(gfp_flags: int, nid: int, order: int, frozen: bool) -> P
     alloc_flags = ALLOC_TRYLOCK
     # on PREEMPT_RT spin_trylock() takes the rt_mutex's raw lock (unsafe in NMI), and in hard-IRQ it would
     # make the interrupted task the lock's owner (as the kernel's comment at this check says, 97769a53f117)
-    if running().kernel.config.preempt_rt and (in_nmi() or in_hardirq()):
+    if sched._run.kernel.config.preempt_rt and (in_nmi() or in_hardirq()):
         return None
     # @since 6.15
     # on UP spin_trylock cannot fail, so an NMI would walk into the lists its task holds (620b46ed6ae1)
-    if not running().kernel.config.smp and in_nmi() and fixed("nmi-on-up"):
+    if not sched._run.kernel.config.smp and in_nmi() and fixed("nmi-on-up"):
         return None
     # @end
     if not pcp_allowed_order(order):
@@ -1114,7 +1113,7 @@ def _alloc_pages_nolock(gfp_flags: int, nid: int, order: int, frozen: bool) -> P
 
 # @since 6.15
 def _release() -> str:
-    return running().kernel.config.release
+    return sched._run.kernel.config.release
 
 
 def try_alloc_pages(nid: int, order: int) -> Page | None:
@@ -1142,7 +1141,7 @@ def _nolock_args(args: tuple, names: tuple[str, ...]) -> tuple:
 def _nolock_gfp(gfp_flags: int) -> int:
     """6.18's mask for the nolock entries: the caller's flags (``__GFP_ACCOUNT`` is the only one meant;
     any other gives a one-time VM warning and the allocation goes on, S9.9.2) plus ``__GFP_COMP``."""
-    kernel = running().kernel
+    kernel = sched._run.kernel
     if gfp_flags & ~__GFP_ACCOUNT and not kernel.nolock_gfp_warned:
         kernel.nolock_gfp_warned = True  # VM_WARN_ON_ONCE
         event("WARN", f"alloc_frozen_pages_nolock: gfp_flags {format_gfp(gfp_flags)} beyond __GFP_ACCOUNT")
@@ -1190,7 +1189,7 @@ def alloc_frozen_pages_nolock(gfp_flags: int, nid: int, order: int) -> Page | No
 
 
 def numa_node_id() -> int:
-    run = running()
+    run = sched._run
     return cpu_to_node(run.kernel, run.cpu.id)
 
 
@@ -1208,24 +1207,20 @@ def alloc_pages(gfp: int, order: int) -> Page | None:
 
 
 # --- the free paths --------------------------------------------------------------------------------------
-def _check_free(page: Page, order: int, extra_ref: int = 0) -> None:
+def _check_free(page: Page, order: int) -> None:
     """The checks of ``free_pages_prepare``/``free_page_is_bad``, made before anything changes.
 
-    ``extra_ref`` is the reference the caller is about to drop (``__free_pages`` checks before its
-    ``put_page_testzero`` so a rejected free leaves the page untouched; the kernel checks after).
-    ``order`` was validated by the entry point (:func:`___free_pages`, :func:`__free_unref_page`).
+    ``order`` was validated by the entry point (:func:`___free_pages`, :func:`free_unref_page`).
     """
-    cfg = running().kernel.config
+    cfg = sched._run.kernel.config
     if not isinstance(page, Page):
         raise InvalidArgumentError(f"expected a Page, got {page!r}")
     if PageBuddy(page):
         raise bad_page(page, "page is already free in the buddy allocator (double free)")
     if PageTail(page):
         raise bad_page(page, "freeing a tail page of a compound page")
-    refs = page_ref_count(page)
-    if refs != extra_ref:
-        raise bad_page(page, "nonzero _refcount" if refs > extra_ref else
-                       "refcount underflow: freeing a page nobody holds (never allocated, or freed already)")
+    if page_ref_count(page):
+        raise bad_page(page, "nonzero _refcount")
     if page.pfn + (1 << order) > page.mem_map.nr_pages or page.pfn & ((1 << order) - 1):
         raise bad_page(page, f"pfn is not the start of an order-{order} block")
     if PageHead(page) and compound_order(page) != order and cfg.debug_vm:
@@ -1258,10 +1253,10 @@ def __free_pages_prepare(page: Page, order: int, fpi_flags: int) -> bool:  # @si
     if PageHead(page):
         clear_compound_page(page, compound_order(page))
     page_owner.reset_page_owner(page, order)
-    #~ if running().kernel.config.debug_objects:  # @until 6.15
+    #~ if sched._run.kernel.config.debug_objects:  # @until 6.15
     # the 2026 fix 338ad1e84d15 (S9.12.1) skips it for FPI_TRYLOCK; before, it spins on its hash lock (R2.14)
     nolock = fpi_flags & FPI_TRYLOCK and fixed("debug-checks-under-trylock")  # @since 6.15
-    if running().kernel.config.debug_objects and not nolock:  # @since 6.15
+    if sched._run.kernel.config.debug_objects and not nolock:  # @since 6.15
         debug_check_no_obj_freed(page, order)
     page.mem_map.contents[page.pfn:page.pfn + (1 << order)] = bytes([CONTENT_POISON]) * (1 << order)
     return True
@@ -1288,7 +1283,7 @@ def __free_one_page(page: Page, pfn: int, z: zone, order: int, migratetype: int,
     """Put a block back, merging with its buddy at ``pfn ^ (1 << order)`` for as long as that one is
     free and of the same order (not across pageblocks of unmergeable types).  ``zone->lock`` held."""
     mm = page.mem_map
-    cfg = running().kernel.config
+    cfg = sched._run.kernel.config
     account_freepages(z, 1 << order, migratetype)
     buddy_pfn = pfn
     while order < cfg.max_order:
@@ -1316,7 +1311,7 @@ def __free_one_page(page: Page, pfn: int, z: zone, order: int, migratetype: int,
 def split_large_buddy(z: zone, page: Page, pfn: int, order: int, fpi: int) -> None:
     """Free a block larger than a pageblock one pageblock at a time, each with its own type."""
     end = pfn + (1 << order)
-    order = min(order, running().kernel.config.pageblock_order)
+    order = min(order, sched._run.kernel.config.pageblock_order)
     mm = page.mem_map
     while pfn != end:
         page = Page(pfn, mm)
@@ -1336,7 +1331,7 @@ def add_page_to_zone_llist(z: zone, page: Page, order: int) -> None:
 
 # @since 6.15
 def _rt_in_nmi_or_hardirq() -> bool:
-    return running().kernel.config.preempt_rt and (in_nmi() or in_hardirq())
+    return sched._run.kernel.config.preempt_rt and (in_nmi() or in_hardirq())
 
 
 def can_spin_trylock() -> bool:
@@ -1345,7 +1340,7 @@ def can_spin_trylock() -> bool:
     2026 with Brendan Jackman's alloc-nolock fixes (not known to be merged; e.g.
     https://lore.kernel.org/r/20260715-alloc-nolock-fixes-v1-2-fadc49952dda@google.com; S9.14.1); the
     free path asks it only at release "proposed" (:func:`~tryalloc.series.mutants.fixed`)."""
-    return not (_rt_in_nmi_or_hardirq() or (not running().kernel.config.smp and in_nmi()))
+    return not (_rt_in_nmi_or_hardirq() or (not sched._run.kernel.config.smp and in_nmi()))
 # @end
 
 
@@ -1384,11 +1379,11 @@ def free_one_page(z: zone, page: Page, pfn: int, order: int, fpi_flags: int) -> 
         for node in llist_for_each(llist_del_all(z.trylock_free_pages)):
             deferred = node.payload
             split_large_buddy(z, deferred, deferred.pfn, deferred.order, fpi_flags)
-            running().kernel.vm_events[PGFREE] += 1 << deferred.order
+            sched._run.kernel.vm_events[PGFREE] += 1 << deferred.order
     # @end
     split_large_buddy(z, page, pfn, order, fpi_flags)
     spin_unlock_irqrestore(z.lock, flags)
-    running().kernel.vm_events[PGFREE] += 1 << order
+    sched._run.kernel.vm_events[PGFREE] += 1 << order
 
 
 def __free_pages_ok(page: Page, order: int, fpi_flags: int) -> None:
@@ -1405,7 +1400,8 @@ def __free_unref_page(page: Page, order: int, fpi_flags: int) -> None:  # @since
     Patch 2 threads ``fpi_flags`` through; on PREEMPT_RT an ``FPI_TRYLOCK`` free in NMI or hard-IRQ
     goes to the deferred list without trying any lock (R2.6) -- but only here, after the non-pcp and
     isolated cases have already gone to ``free_one_page`` (the gap of R2.7)."""
-    if not pcp_allowed_order(check_order(order)):
+    #~ check_order(order)  # @until 2
+    if not pcp_allowed_order(order):
         #~ __free_pages_ok(page, order, FPI_NONE)  # @until 2
         __free_pages_ok(page, order, fpi_flags)  # @since 2
         return
@@ -1422,7 +1418,7 @@ def __free_unref_page(page: Page, order: int, fpi_flags: int) -> None:  # @since
             return
         migratetype = MIGRATE_MOVABLE
     # @since 2
-    #~ if fpi_flags & FPI_TRYLOCK and running().kernel.config.preempt_rt and (in_nmi() or in_hardirq()):  # @until 6.15
+    #~ if fpi_flags & FPI_TRYLOCK and sched._run.kernel.config.preempt_rt and (in_nmi() or in_hardirq()):  # @until 6.15
     # @since 6.15
     # the proposal of 2026 (S9.14.1) asks can_spin_trylock(), which adds the NMI on a UP kernel
     unsafe = not can_spin_trylock() if fixed("trylock-where-unsafe") else _rt_in_nmi_or_hardirq()
@@ -1445,7 +1441,7 @@ def __free_unref_page(page: Page, order: int, fpi_flags: int) -> None:  # @since
 
 # @since 2
 def free_unref_page(page: Page, order: int) -> None:
-    __free_unref_page(page, order, FPI_NONE)
+    __free_unref_page(page, check_order(order), FPI_NONE)
 # @end
 
 
@@ -1459,18 +1455,22 @@ def ___free_pages(page: Page, order: int, fpi_flags: int) -> None:  # @since 2
     check_page(page)
     check_order(order)
     head = PageHead(page)
-    # validate everything this call would free before dropping the reference (see _check_free)
     shared = page_ref_count(page) > 1
-    if not shared:
-        _check_free(page, order, extra_ref=1)
-    elif not head:
-        for o in range(order):
-            _check_free(page + (1 << o), o)
-    if shared:  # another CPU may drop the last reference around ours: the race is a scheduling point
+    if shared:
+        if not head:  # validate the tail sub-blocks before dropping the reference: they are freed one by one
+            for o in range(order):
+                _check_free(page + (1 << o), o)
+        # another CPU may drop the last reference around ours: the race is a scheduling point
         point("put_page_testzero", page)
     if put_page_testzero(page):
-        #~ free_unref_page(page, order)  # @until 2
-        __free_unref_page(page, order, fpi_flags)  # @since 2
+        try:
+            #~ free_unref_page(page, order)  # @until 2
+            __free_unref_page(page, order, fpi_flags)  # @since 2
+        except (BadPageError, VMBugError):
+            # free_pages_prepare refused the page before changing it: give the reference back, so a
+            # rejected free changes nothing (the kernel reports, leaks the page and goes on)
+            page_ref_inc(page)
+            raise
     elif not _head_after_put(page, head):
         while order > 0:
             order -= 1

@@ -30,9 +30,10 @@ from ..errors import ConfigError, InvalidArgumentError
 
 #~ from ..include.gfp import __GFP_NOWARN, format_gfp  # @until 6.15
 from ..include.gfp import __GFP_NOWARN, format_gfp, gfpflags_allow_spinning  # @since 6.15
+from ..kernel import sched
 from ..kernel.locking import spin_lock_irqsave, spin_unlock_irqrestore, spinlock_t
 from ..kernel.machine import initcall
-from ..kernel.sched import declare_ops, event, running, this_cpu
+from ..kernel.sched import declare_ops, event, this_cpu
 from ..lib import stackdepot
 from ..lib.stackdepot import DEPOT_POOL_INDEX_BITS, REFCOUNT_SATURATED
 from ..series.mutants import fixed  # @since 6.15
@@ -89,7 +90,7 @@ def save_stack(flags: int) -> int:
     The trace skips ``save_stack`` and its caller (the kernel's ``skipnr`` of 2), so it starts at the
     ``set_page_owner``/``reset_page_owner`` wrapper (inlined away in C).
     """
-    owner = running().kernel.page_owner
+    owner = sched._run.kernel.page_owner
     current = this_cpu().task
     if current in owner.in_page_owner:
         return dummy_handle
@@ -149,7 +150,7 @@ def dec_stack_record_count(handle: int, nr_base_pages: int) -> None:
 # --- the hooks ----------------------------------------------------------------------------------
 def __set_page_owner(page, order: int, gfp_mask: int) -> None:
     """``__set_page_owner``: record the allocating stack on all ``2**order`` pages of the block."""
-    owner = running().kernel.page_owner
+    owner = sched._run.kernel.page_owner
     handle = save_stack(gfp_mask)
     ext, mm = owner.page_ext, page.mem_map
     for pfn in range(page.pfn, page.pfn + (1 << order)):
@@ -166,7 +167,7 @@ def __reset_page_owner(page, order: int) -> None:
     The free stack is saved with ``GFP_NOWAIT | __GFP_NOWARN`` in v6.13; patch 2 narrows it to
     ``__GFP_NOWARN`` so the depot neither allocates nor spins on a free from any context (R2.12).
     """
-    owner = running().kernel.page_owner
+    owner = sched._run.kernel.page_owner
     alloc_handle = page.owner_alloc_handle
     #~ from ..include.gfp import GFP_NOWAIT  # @until 2
     #~ handle = save_stack(GFP_NOWAIT | __GFP_NOWARN)  # @until 2
@@ -180,13 +181,13 @@ def __reset_page_owner(page, order: int) -> None:
 
 def set_page_owner(page, order: int, gfp: int) -> None:
     """``set_page_owner``: a no-op unless page_owner is on."""
-    if running().kernel.page_owner is not None:
+    if sched._run.kernel.page_owner is not None:
         __set_page_owner(page, order, gfp)
 
 
 def reset_page_owner(page, order: int) -> None:
     """``reset_page_owner``: a no-op unless page_owner is on."""
-    if running().kernel.page_owner is not None:
+    if sched._run.kernel.page_owner is not None:
         __reset_page_owner(page, order)
 
 

@@ -21,11 +21,12 @@ at once as a :class:`~tryalloc.errors.DeadlockError`.  The ``_irqsave`` forms re
 from __future__ import annotations
 
 from ...errors import DeadlockError, InvalidContextError, LockUsageError
+from .. import sched
 from ..context import HARDIRQ_MASK, NMI_MASK, PREEMPT_MASK
 from ..por import ACQUIRE, RELEASE, TRYLOCK
 from ..preempt import IrqFlags, check_flags, local_irq_restore, local_irq_save
 from ..report import compose, interrupt_scenario, report_both_inside
-from ..sched import declare_ops, running, wait_for
+from ..sched import declare_ops, wait_for
 
 declare_ops("acquired", "spin", "sleep", "trylock-failed",
             "raw_spin_lock", "raw_spin_trylock", "raw_spin_unlock",
@@ -87,7 +88,8 @@ def _take(run, lock, ctx) -> None:
                            "compiled away, so nothing kept it out.", "DATA CORRUPTION")
     lock.owner = ctx
     ctx.held.append(lock)
-    run.log("acquired", lock)
+    if run.trace:
+        run.log("acquired", lock)
 
 
 def _aa_deadlock(run, lock, ctx, op: str) -> DeadlockError:
@@ -109,14 +111,13 @@ def _aa_deadlock(run, lock, ctx, op: str) -> DeadlockError:
 
 
 def _lock(lock, op: str) -> None:
-    run = running()
+    run = sched._run
     cpu = run.cpu
     sleeping = run.rt and lock.sleeps_on_rt
     if sleeping:
         _check_may_sleep(run, lock, op)
     cpu.stack[-1].announced = (ACQUIRE, lock)
-    run.announce(op, lock)  # the scheduling point, inlined: announce ...
-    run.schedule()  # ... and let others run first
+    run.point(op, lock)  # the scheduling point: others may run first
     ctx = cpu.stack[-1]
     if sleeping:
         cpu.migrate_disabled += 1
@@ -134,7 +135,7 @@ def _lock(lock, op: str) -> None:
 
 
 def _trylock(lock, op: str) -> bool:
-    run = running()
+    run = sched._run
     cpu = run.cpu
     sleeping = run.rt and lock.sleeps_on_rt
     if sleeping and cpu.preempt_count & (NMI_MASK | HARDIRQ_MASK):
@@ -142,8 +143,7 @@ def _trylock(lock, op: str) -> bool:
         run.kernel.detect("invalid_context", _invalid_context(
             run, lock, op, f"{why}, an rt_mutex trylock would make the interrupted task look like the owner"))
     cpu.stack[-1].announced = (TRYLOCK, lock)
-    run.announce(op, lock)
-    run.schedule()
+    run.point(op, lock)
     if run.smp and lock.owner is not None:
         run.log("trylock-failed", lock)
         return False
@@ -158,26 +158,25 @@ def _trylock(lock, op: str) -> bool:
     return True
 
 
-def _check_owner(run, lock, op: str) -> None:
+def _refuse_unlock(run, lock, op: str) -> LockUsageError:
+    """Why ``op`` may not release ``lock``: the caller found it is no spin lock held by this context."""
     ctx = run.cpu.stack[-1]
-    if lock.owner is ctx and isinstance(lock, raw_spinlock_t):
-        return
     if not isinstance(lock, raw_spinlock_t):
-        raise LockUsageError(f"{op}: {lock!r} is not a spin lock")
+        return LockUsageError(f"{op}: {lock!r} is not a spin lock")
     if lock.owner is None:
-        raise LockUsageError(f"{op}({lock.name}) on CPU{run.cpu.id}: the lock is not held")
+        return LockUsageError(f"{op}({lock.name}) on CPU{run.cpu.id}: the lock is not held")
     where = "on another CPU" if lock.owner.cpu is not run.cpu else "by another context of this CPU"
-    raise LockUsageError(f"{op}({lock.name}) by {ctx.name}: the lock is held {where}, by {lock.owner.name}")
+    return LockUsageError(f"{op}({lock.name}) by {ctx.name}: the lock is held {where}, by {lock.owner.name}")
 
 
 def _unlock(lock, op: str) -> None:
-    run = running()
-    _check_owner(run, lock, op)
-    run.cpu.stack[-1].announced = (RELEASE, lock)
-    run.announce(op, lock)
-    run.schedule()
+    run = sched._run
     cpu = run.cpu
     ctx = cpu.stack[-1]
+    if not isinstance(lock, raw_spinlock_t) or lock.owner is not ctx:
+        raise _refuse_unlock(run, lock, op)
+    ctx.announced = (RELEASE, lock)
+    run.point(op, lock)
     ctx.held.remove(lock)
     lock.owner = lock.shadowed.pop() if lock.shadowed else None
     if run.rt and lock.sleeps_on_rt:
@@ -233,12 +232,12 @@ def spin_unlock(lock: spinlock_t) -> None:
 
 def _keep_irqs() -> IrqFlags:
     # PREEMPT_RT: spin_lock_irqsave() on a sleeping lock leaves interrupts as they are
-    cpu = running().cpu
+    cpu = sched._run.cpu
     return cpu.saved_flags[cpu.irqs_disabled]
 
 
 def spin_lock_irqsave(lock: spinlock_t) -> IrqFlags:
-    run = running()
+    run = sched._run
     if _sleeps(run, lock):
         flags = _keep_irqs()
         _lock(lock, "spin_lock_irqsave")
@@ -249,7 +248,7 @@ def spin_lock_irqsave(lock: spinlock_t) -> IrqFlags:
 
 
 def spin_trylock_irqsave(lock: spinlock_t) -> IrqFlags | None:
-    run = running()
+    run = sched._run
     if _sleeps(run, lock):
         flags = _keep_irqs()
         return flags if _trylock(lock, "spin_trylock_irqsave") else None
