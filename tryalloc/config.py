@@ -63,6 +63,10 @@ class Config:
         dropping its reference instead of before, as the kernel did until "mm: page_alloc: fix page
         corruption caused by racy check in __free_pages" (Feb 2023; Fixes: e320d3012d25).  To be folded
         into the series' mutant registry (``tryalloc.series.mutants``) when that lands.
+    arena_any_context
+        Provisional (to become a release): the BPF arena of Puranjay Mohan's follow-ups, whose kfuncs
+        work in any context (a resilient spinlock, ``kmalloc_nolock`` arrays, deferred frees); off: the
+        arena as the series left it, sleepable only.  At level 6.15 only.
     """
 
     nr_cpus: int = 2
@@ -80,6 +84,7 @@ class Config:
     debug_objects: bool = False
     spin_polarity: str = "fixed"
     mutant_racy_free_pages_head: bool = False
+    arena_any_context: bool = False
 
     def __post_init__(self):
         if isinstance(self.nr_cpus, bool) or not isinstance(self.nr_cpus, int) or self.nr_cpus < 1:
@@ -100,7 +105,7 @@ class Config:
             raise ConfigError(f"pages_per_node={self.pages_per_node} is not a multiple of a pageblock "
                               f"({1 << self.pageblock_order} pages)")
         for name in ("preempt_rt", "smp", "thp", "memcg", "page_owner", "debug_vm", "debug_objects",
-                     "mutant_racy_free_pages_head"):
+                     "mutant_racy_free_pages_head", "arena_any_context"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.spin_polarity not in SPIN_POLARITIES:
