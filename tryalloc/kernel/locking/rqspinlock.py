@@ -12,11 +12,13 @@ Where the model differs:
 * Detection is the AA case only: the lock is held on this CPU (by this context or one it interrupted).
   The kernel also looks for ABBA cycles through the locks each CPU holds; the model's arena holds one
   such lock at a time, so nothing here needs that check.
-* The timeout is a count: a waiter re-tries :data:`RES_SPIN_TRIES` times, each try a scheduling point
-  (so the search can run the holder, or an interrupt, between tries), then gives up with
-  ``-ETIMEDOUT``.  The kernel waits up to ``RES_DEF_TIMEOUT`` (a quarter of a second) of spinning.
-  A waiter never becomes unrunnable: the log shows its tries as ``res_spin_wait`` events, never the
-  ``spin`` of a blocking acquire.
+* A waiter on a lock another CPU holds waits (is not runnable) until that CPU lets go, as a spinning
+  waiter does, then tries again; the log shows each wait as ``res_spin_wait``, not the ``spin`` of a
+  plain acquire, because this wait has a bound.  The kernel's bound is time (``RES_DEF_TIMEOUT``, a
+  quarter of a second of spinning); the model's is a count: after :data:`RES_SPIN_TRIES` tries that
+  each found the lock taken, the acquire gives up with ``-ETIMEDOUT``.  A holder that never let go
+  would leave the waiter waiting: the scheduler reports that as a deadlock across CPUs instead of
+  timing out, which makes such a case visible rather than hiding it.
 * No queue (the kernel's is the qspinlock MCS queue) and no lockdep class checks of its own.
 * C writes the flags through a macro argument; here the call returns ``(ret, flags)``, ``flags``
   being ``None`` when ``ret`` is an error (interrupts are then as they were).
@@ -26,7 +28,7 @@ from __future__ import annotations
 from ...errors import LockUsageError
 from ..por import RELEASE, TRYLOCK
 from ..preempt import IrqFlags, check_flags, local_irq_restore, local_irq_save
-from ..sched import declare_ops, point, running
+from ..sched import declare_ops, point, running, wait_for
 
 declare_ops("raw_res_spin_lock", "raw_res_spin_unlock", "res_spin_wait", "res_spin_deadlock",
             "res_spin_timeout", "acquired")
@@ -48,6 +50,7 @@ class rqspinlock_t:
         self.name = name
         self.cls = name
         self.owner = None
+        self.shadowed: list = []  # what the scheduler clears when it unwinds a run, as for raw spinlocks
 
     def __repr__(self) -> str:
         return f"<rqspinlock_t {self.name}: {self.owner.name if self.owner is not None else 'free'}>"
@@ -80,6 +83,7 @@ def raw_res_spin_lock_irqsave(lock: rqspinlock_t) -> tuple[int, IrqFlags | None]
         if owner.cpu is cpu:
             return _give_up(run, lock, flags, "res_spin_deadlock", -EDEADLK)
         run.log("res_spin_wait", lock)
+        wait_for(lock)
     return _give_up(run, lock, flags, "res_spin_timeout", -ETIMEDOUT)
 
 
