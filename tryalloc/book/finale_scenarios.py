@@ -16,6 +16,7 @@ boots the machine with the any-context arena of the follow-ups after the series 
   explained, and after tearing the arena down nothing left allocated or charged.
 * :func:`profiler_outcome`: what an execution ended with, for the search's outcome counts.
 * :func:`profiler_stress`: many seeded random schedules of a larger profiler, with totals.
+* :func:`limit_sweep`: :func:`profiler_stress` under several ``memory.max``.
 * :func:`plain_arena_lock`: the same arena with a plain raw spinlock, for the search to break.
 * :func:`nmi_blocking_waits`, :func:`loss_causes`: reading the event log.
 """
@@ -165,6 +166,12 @@ def profiler_check(L):
 def profiler_outcome(k, res) -> tuple:
     """``(samples, causes)`` of one execution: the samples recorded and the cause of each lost one, sorted."""
     return k.prof["samples"], tuple(sorted(k.prof["lost"].elements()))
+
+
+def limit_sweep(L, limits=(4, 8, 16, 32), **stress) -> dict[int, dict]:
+    """:func:`profiler_stress` once per ``memory.max`` of ``limits`` (the same seeds each time):
+    ``{limit: totals}``."""
+    return {limit: profiler_stress(L, limit=limit, **stress) for limit in limits}
 
 
 @contextmanager
