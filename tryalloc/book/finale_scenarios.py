@@ -5,6 +5,7 @@ Each function takes ``L``, the package as of a level (:func:`tryalloc.series.loa
 boots the machine with the any-context arena of the follow-ups after the series (unconfirmed details,
 :mod:`tryalloc.bpf.arena`), which only the last level has.
 
+* :func:`nmi_arena_page`: one page from an NMI, as patch 6 left the arena and any-context.
 * :func:`profiler_build`: a builder for the search (:func:`tryalloc.kernel.explore.explore`) and for
   one seeded run: on every CPU a perf event's NMI runs the program, which takes one arena page per
   sample with ``bpf_arena_alloc_pages`` and gives its oldest page back (``bpf_arena_free_pages``, from
@@ -126,6 +127,19 @@ def profiler_build(L, *, nr_cpus: int = 2, any_context: bool = True, limit: int 
             P.bpf_prog_attach_perf_event(k, cpu, sample, budget=nmis)
         return k
     return build
+
+
+def nmi_arena_page(L, any_context: bool) -> str:
+    """One ``bpf_arena_alloc_pages`` of one page from an NMI on an idle one-CPU machine: ``"a page"``
+    with the page mapped, or the first line of the report that stopped it."""
+    AR, M = L.bpf.arena, L.mm.memcontrol
+    k = _boot(L, 1, any_context)
+    arena = AR.arena_map_alloc(k, 4, memcg=M.mem_cgroup_create(k, "prof"))
+    try:
+        addr = k.call(AR.bpf_arena_alloc_pages, arena, None, 1, L.mm.page_alloc.NUMA_NO_NODE, 0, context="nmi")
+    except L.TryallocError as report:
+        return str(report).splitlines()[0]
+    return "a page" if addr == arena.user_vm_start and len(arena.kern_vm) == 1 else "NULL"
 
 
 def _arena_consistent(L, arena) -> None:
