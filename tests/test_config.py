@@ -38,3 +38,19 @@ def test_the_pageblock_order_follows_a_small_max_order_unless_given():
     assert Config().with_(max_order=3).pageblock_order == 3
     with pytest.raises(ConfigError, match="pageblock_order=5 exceeds max_order=4"):
         Config(max_order=4, pageblock_order=5)
+
+
+@pytest.mark.levels(since="6.15")
+def test_the_last_level_runs_as_a_release_6_15_by_default_and_refuses_an_unknown_one():
+    from tryalloc.series.rules import RELEASES
+
+    assert Config().release == "6.15" and Kernel().config.release == "6.15"
+    assert [Kernel(release=r).config.release for r in RELEASES] == list(RELEASES)
+    with pytest.raises(ConfigError, match=r"unknown release '6\.17'; known: 6\.15-rc1, 6\.15, 6\.16"):
+        Kernel(release="6.17")
+
+
+@pytest.mark.levels(until="6.15")
+def test_before_the_last_level_there_is_no_release_to_choose():
+    with pytest.raises(ConfigError, match="unknown configuration option 'release'"):
+        Kernel(release="6.15")

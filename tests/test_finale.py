@@ -30,7 +30,7 @@ def machine(nr_cpus=1, **kw):
 
 
 def any_machine(nr_cpus=1, **kw):
-    return machine(nr_cpus, arena_any_context=True, **kw)
+    return machine(nr_cpus, release=F.ANY_CONTEXT_RELEASE, **kw)
 
 
 # --- the resilient spinlock --------------------------------------------------------------------
@@ -136,7 +136,7 @@ def test_a_resilient_spinlock_refuses_a_release_it_does_not_hold_and_a_foreign_l
 @any_context
 @pytest.mark.parametrize("context", ["task", "nmi"])
 def test_kmalloc_nolock_gives_objects_up_to_the_largest_cache_from_any_context(context):
-    k = machine()
+    k = any_machine()
     memcg = M.mem_cgroup_create(k, "m")
 
     def body(size):
@@ -159,7 +159,9 @@ def test_kmalloc_nolock_gives_objects_up_to_the_largest_cache_from_any_context(c
 
 @any_context
 def test_kmalloc_nolock_refuses_bad_flags_and_kfree_nolock_a_foreign_object():
-    k = machine()
+    with pytest.raises(InvalidArgumentError, match="arrived in 6.18"):
+        machine().call(SL.kmalloc_nolock, 8, 0, A.NUMA_NO_NODE)
+    k = any_machine()
     with pytest.raises(InvalidArgumentError, match="gfp_flags"):
         k.call(SL.kmalloc_nolock, 8, HERE.include.gfp.GFP_KERNEL, A.NUMA_NO_NODE)
     with pytest.raises(InvalidArgumentError, match="did not come from kmalloc_nolock"):
@@ -177,10 +179,10 @@ def test_as_patch6_left_it_the_arena_in_nmi_is_an_invalid_context_at_level_6():
 
 @any_context
 @pytest.mark.parametrize("context", ["softirq", "hardirq", "nmi"])
-def test_the_any_context_arena_allocates_in_any_context_through_try_alloc_pages(context):
+def test_the_any_context_arena_allocates_in_any_context_through_the_nolock_allocator(context):
     k = any_machine()
     arena = AR.arena_map_alloc(k, 8, memcg=M.mem_cgroup_create(k, "a"))
-    with counting_calls(SL, "try_alloc_pages") as arrays, counting_calls(S, "try_alloc_pages") as pages:
+    with counting_calls(SL, "alloc_pages_nolock") as arrays, counting_calls(S, "alloc_pages_nolock") as pages:
         addr = k.call(AR.bpf_arena_alloc_pages, arena, None, 3, A.NUMA_NO_NODE, 0, context=context)
     assert addr == arena.user_vm_start and len(arena.kern_vm) == 3
     assert len(arrays) == 1 and len(pages) == 3  # the page-pointer array, then the three pages

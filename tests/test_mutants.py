@@ -24,7 +24,7 @@ def _test_function(node_id: str):
     return getattr(module, name)
 
 
-@pytest.mark.parametrize("m", mutants.MUTANTS, ids=lambda m: m.name)
+@pytest.mark.parametrize("m", [m for m in mutants.MUTANTS if m.rule_ids], ids=lambda m: m.name)
 def test_each_killing_test_exists_and_checks_a_rule_of_the_fix(m):
     for node_id in m.tests:
         marks = getattr(_test_function(node_id), "pytestmark", [])
@@ -51,14 +51,45 @@ def test_no_mutant_is_on_unless_asked_and_enabled_turns_one_on_for_a_block():
     assert mutants.active() is None
 
 
-def test_an_unknown_mutant_or_one_fixed_after_the_levels_is_refused_and_nothing_changes():
+#: Entries after the series that the rule registry has no id for (the finale's any-context arena).
+UNRULED_LATER = ("sleepable-arena",)
+
+
+def test_a_bug_fixed_before_the_series_names_its_killing_tests_without_a_rule():
+    for m in mutants.MUTANTS:
+        if not m.rule_ids:
+            assert m.level == LEVELS[0] or m.name in UNRULED_LATER
+            assert all(_test_function(node_id) for node_id in m.tests)
+
+
+def test_an_unknown_mutant_is_refused_and_nothing_changes():
     with pytest.raises(ConfigError, match="unknown mutant 'secnd-trylock'"):
         with mutants.enabled("secnd-trylock"):
             pass
-    with pytest.raises(ConfigError, match="after the last modelled level"):
-        with mutants.enabled("nmi-on-up"):
-            pass
+    with pytest.raises(ConfigError, match="unknown mutant 'secnd-trylock'; known: .*second-trylock"):
+        from tryalloc import Kernel
+        Kernel().call(mutants.fixed, "secnd-trylock")
     assert mutants.active() is None
+
+
+def test_a_fix_is_in_the_releases_from_its_own_and_a_mutant_takes_it_out_of_them():
+    from tryalloc import Kernel
+    from tryalloc.series.rules import RELEASES
+
+    for m in mutants.MUTANTS:
+        for release in RELEASES:
+            k = Kernel(release=release)
+            expect = RELEASES.index(release) >= RELEASES.index(m.level) if m.level in RELEASES else True
+            assert k.call(mutants.fixed, m.name) == expect, (m.name, release)
+            with mutants.enabled(m.name):
+                assert not k.call(mutants.fixed, m.name)
+
+
+def test_release_6_15_rc1_is_the_second_trylock_mutant_on_that_point():
+    from tryalloc import Kernel
+
+    assert not Kernel(release="6.15-rc1").call(mutants.fixed, "second-trylock")
+    assert Kernel().call(mutants.fixed, "second-trylock")
 
 
 def test_a_mutant_without_a_killing_test_or_with_an_unknown_rule_is_refused():

@@ -261,3 +261,51 @@ def test_uncharging_more_than_was_charged_is_refused_and_changes_nothing(where):
         with pytest.raises(MemcgAccountingError, match="returning 4 pages to a, which has only 3"):
             k.call(M.refill_stock, a, 4)
     assert a.memory.usage == 3
+
+
+def _pf_memalloc_nmi_charge(release):
+    """The R4.9 scene on ``release``: a PF_MEMALLOC task drains its stock, an NMI charges one page with
+    the nolock mask into a full memcg, so the charge is forced past the limit."""
+    k = machine(release=release)
+    a = _full(k)
+
+    def task():
+        k.cpus[0].task.flags |= M.PF_MEMALLOC
+        M.drain_local_stock()
+
+    got = nmi_inside_stock_lock(k, task, lambda: M.try_charge_memcg(a, NOSPIN, 1))
+    return got, a.memory.usage, a.memory_events["max"], [e[2] for e in k.events if e[3] == "cgroup_file_notify"]
+
+
+@pytest.mark.rule("S9.13a.1")
+def test_6_18_a_non_spinning_forced_charge_counts_max_but_notifies_nobody():
+    """S9.13a.1: on 6.18 the NMI's forced charge still counts MEMCG_MAX but calls no cgroup_file_notify
+    (the notification takes locks); on 6.15 it notifies from NMI.  An ordinary charge still notifies."""
+    assert _pf_memalloc_nmi_charge("6.15") == (0, 3, 1, ["task>nmi"])
+    assert _pf_memalloc_nmi_charge("6.18") == (0, 3, 1, [])
+    k = machine(release="6.18")
+    a = _full(k)
+    k.cpus[0].task.flags |= M.PF_MEMALLOC
+    assert k.call(M.try_charge_memcg, a, GFP_KERNEL, 1) == 0
+    assert a.memory_events["max"] == 1 and [e for e in k.events if e[3] == "cgroup_file_notify"]
+
+
+@pytest.mark.rule("S9.13a.2")
+def test_6_16_an_nmi_unsafe_arch_charges_nothing_in_nmi():
+    """S9.13a.2 (unconfirmed details): on 6.16, with neither NMI-safe this_cpu ops nor cmpxchg, an NMI has
+    no objcg to charge, so a kmem charge there charges nothing; in a hardirq, or on 6.15, it charges."""
+    def charged(release, context, safe=False):
+        k = machine(release=release, arch_nmi_safe=safe)
+        a = M.mem_cgroup_create(k, "a")
+
+        def charge():
+            old = M.set_active_memcg(a)
+            try:
+                return M.current_obj_cgroup() is not None
+            finally:
+                M.set_active_memcg(old)
+
+        return k.call(charge, context=context)
+
+    assert not charged("6.16", "nmi")
+    assert charged("6.16", "hardirq") and charged("6.16", "nmi", safe=True) and charged("6.15", "nmi")

@@ -39,6 +39,8 @@ def test_levels_order() -> None:
     assert LEVELS == ("0", "1", "2", "3", "4", "5", "6", "6.15")
     assert LATER == ("6.16", "6.18", "2026")
     assert not set(LEVELS) & set(LATER)
+    assert reg.RELEASES == ("6.15-rc1", LEVELS[-1], *LATER, "proposed")
+    assert reg.HISTORY == LEVELS[:-1] + reg.RELEASES
     order = [reg._index(lv) for lv in ALL_LEVELS]
     assert order == sorted(order) == list(range(len(ALL_LEVELS)))
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 
 from .errors import ConfigError
+from .series.rules import LEVELS, RELEASES
 
 #: How a detector reacts: raise its report, record it in ``Kernel.reports`` and go on, or stay quiet.
 DETECTOR_MODES = ("raise", "warn", "off")
@@ -58,15 +59,19 @@ class Config:
         bit, as its comment and every caller intend.  ``"as_posted"``: the inverted test of v6..v9
         (S9.5.2), which f90b474a3574 corrected before 6.15; it applies at levels 1..6 only (at
         6.15 the same inverted test is the mutant ``as-posted-polarity`` of :mod:`tryalloc.series.mutants`).
-    mutant_racy_free_pages_head
-        A mutant for the search to find (off by default): ``___free_pages`` reads ``PageHead`` after
-        dropping its reference instead of before, as the kernel did until "mm: page_alloc: fix page
-        corruption caused by racy check in __free_pages" (Feb 2023; Fixes: e320d3012d25).  To be folded
-        into the series' mutant registry (``tryalloc.series.mutants``) when that lands.
-    arena_any_context
-        Provisional (to become a release): the BPF arena of Puranjay Mohan's follow-ups, whose kfuncs
-        work in any context (a resilient spinlock, ``kmalloc_nolock`` arrays, deferred frees); off: the
-        arena as the series left it, sleepable only.  At level 6.15 only.
+    arch_nmi_safe
+        The architecture has NMI-safe ``this_cpu`` operations or an NMI-safe ``cmpxchg``
+        (``ARCH_HAS_NMI_SAFE_THIS_CPU_OPS`` / ``ARCH_HAVE_NMI_SAFE_CMPXCHG``; x86-64 has both, the
+        default).  False stands for an architecture where the kernel sets ``CONFIG_MEMCG_NMI_UNSAFE``:
+        from release 6.16 memcg then charges nothing in NMI (S9.13a.2, details unconfirmed).  Level 6.15
+        only, like ``release``.
+    release
+        Which kernel release the last level (6.15) runs as, from
+        :data:`~tryalloc.series.rules.RELEASES`: ``"6.15"`` (the default, as merged), ``"6.15-rc1"``
+        (before the rc2 fixes), ``"6.16"``, ``"6.18"``, ``"2026"``, or ``"proposed"`` (the 2026
+        proposals of S9.14, not known to be merged).  The kernel-shaped code asks
+        :func:`tryalloc.series.mutants.fixed` whether the release carries a fix.  The setting exists
+        only at level 6.15: the older levels are the series' own code, with no release to choose.
     """
 
     nr_cpus: int = 2
@@ -83,8 +88,10 @@ class Config:
     debug_vm: bool = True
     debug_objects: bool = False
     spin_polarity: str = "fixed"
-    mutant_racy_free_pages_head: bool = False
-    arena_any_context: bool = False
+    # @since 6.15
+    arch_nmi_safe: bool = True
+    release: str = LEVELS[-1]
+    # @end
 
     def __post_init__(self):
         if isinstance(self.nr_cpus, bool) or not isinstance(self.nr_cpus, int) or self.nr_cpus < 1:
@@ -104,12 +111,17 @@ class Config:
         if self.pages_per_node % (1 << self.pageblock_order):
             raise ConfigError(f"pages_per_node={self.pages_per_node} is not a multiple of a pageblock "
                               f"({1 << self.pageblock_order} pages)")
-        for name in ("preempt_rt", "smp", "thp", "memcg", "page_owner", "debug_vm", "debug_objects",
-                     "mutant_racy_free_pages_head", "arena_any_context"):
+        for name in ("preempt_rt", "smp", "thp", "memcg", "page_owner", "debug_vm", "debug_objects"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.spin_polarity not in SPIN_POLARITIES:
             raise ConfigError(f"spin_polarity must be one of {SPIN_POLARITIES}, got {self.spin_polarity!r}")
+        # @since 6.15
+        if not isinstance(self.arch_nmi_safe, bool):
+            raise ConfigError(f"arch_nmi_safe must be True or False, got {self.arch_nmi_safe!r}")
+        if self.release not in RELEASES:
+            raise ConfigError(f"unknown release {self.release!r}; known: {', '.join(RELEASES)}")
+        # @end
         if not isinstance(self.detectors, (dict, MappingProxyType)):
             raise ConfigError(f"detectors must be a dict of detector name to mode, got {self.detectors!r}")
         # read-only, since configurations are shared between machines

@@ -31,7 +31,7 @@ kfuncs may be called from any context, NMI included:
 * the page-pointer array comes from ``kmalloc_nolock`` (:mod:`tryalloc.mm.slab`), charged to the map's
   memcg (``__GFP_ACCOUNT`` between ``bpf_map_memcg_enter`` and ``_exit``), capped at
   ``KMALLOC_MAX_CACHE_SIZE`` and reused batch after batch; the pages come from ``bpf_map_alloc_pages``
-  under the spinlock, where interrupts are off, so always from ``try_alloc_pages``; mapping them is
+  under the spinlock, where interrupts are off, so always from the nolock allocator; mapping them is
   ``apply_to_page_range`` (the dict assignment here);
 * a free that may not sleep, or that cannot get the lock, is *deferred*: a ``kmalloc_nolock``'ed span
   goes onto the per-arena llist ``free_spans`` and ``irq_work_queue`` asks for the worker; the model
@@ -56,6 +56,7 @@ from ..mm.memcontrol import set_active_memcg
 from ..mm.page import page_ref_inc, put_page_testzero
 from ..mm.page_alloc import NUMA_NO_NODE, __free_page
 from ..mm.slab import KMALLOC_MAX_CACHE_SIZE, PAGE_SHIFT, PAGE_SIZE, POINTER_SIZE
+from ..series.mutants import fixed  # @since 6.15
 from .syscall import BPF_MAP_TYPE_ARENA, bpf_map, bpf_map_alloc_pages, bpf_map_get_memcg, bpf_map_init_from_attr
 
 declare_ops("mutex_lock", "mutex_unlock", "sleep", "acquired", "arena_alloc_pages")
@@ -194,8 +195,10 @@ class bpf_arena:
 
 # @since 6.15
 def arena_any_context(kernel) -> bool:
-    """Does ``kernel`` build the any-context arena (the follow-ups after the series; unconfirmed)?"""
-    return kernel.config.arena_any_context
+    """Does ``kernel`` build the any-context arena?  From release 2026 (``Config(release="2026")``; the
+    follow-ups were merged into bpf-next late in 2025, the release is unconfirmed), unless the mutant
+    ``sleepable-arena`` puts the arena of patch 6 back (:func:`tryalloc.series.mutants.fixed`)."""
+    return fixed("sleepable-arena", kernel)
 
 
 def is_any_context(arena: bpf_arena) -> bool:

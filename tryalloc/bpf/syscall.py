@@ -21,7 +21,14 @@ from ..kernel.sched import running
 from ..mm.memcontrol import ENOMEM, __get_obj_cgroup_from_memcg, memcg_check_usable, set_active_memcg
 
 #~ from ..mm.page_alloc import NUMA_NO_NODE, __free_page, alloc_pages_node  # @until 6
-from ..mm.page_alloc import NUMA_NO_NODE, alloc_pages_node, free_pages_nolock, try_alloc_pages  # @since 6
+# @since 6 @until 6.15
+#~ from ..mm.page_alloc import NUMA_NO_NODE, alloc_pages_node, free_pages_nolock, try_alloc_pages
+# @end
+# @since 6.15
+from ..mm.page_alloc import NUMA_NO_NODE, alloc_pages_node, alloc_pages_nolock, free_pages_nolock, try_alloc_pages
+from ..series.mutants import fixed
+
+# @end
 
 #: The map types the model has (``enum bpf_map_type``, by name).
 BPF_MAP_TYPE_ARRAY = "array"
@@ -83,9 +90,18 @@ def __bpf_alloc_page(nid: int):
     """One zeroed, memcg-accounted, order-0 page that warns on no failure (``__bpf_alloc_page``,
     R6.3): ``try_alloc_pages`` where :func:`can_alloc_pages` is false, else ``alloc_pages_node`` with
     ``GFP_KERNEL | __GFP_ZERO | __GFP_ACCOUNT | __GFP_NOWARN``.  ``try_alloc_pages`` zeroes, adds
-    ``__GFP_NOWARN`` and charges the active memcg itself (patches 1 and 5)."""
+    ``__GFP_NOWARN`` and charges the active memcg itself (patches 1 and 5).  At level 6.15 the call
+    follows the machine's release: ``alloc_pages_nolock(nid, 0)`` from 6.16, and from 6.18
+    ``alloc_pages_nolock(__GFP_ACCOUNT, nid, 0)``, since only that flag gets the page charged (S9.9.3)."""
     if not can_alloc_pages():
-        return try_alloc_pages(nid, 0)
+        #~ return try_alloc_pages(nid, 0)  # @until 6.15
+        # @since 6.15
+        if not fixed("nolock-rename"):
+            return try_alloc_pages(nid, 0)
+        if not fixed("nolock-gfp-argument"):
+            return alloc_pages_nolock(nid, 0)
+        return alloc_pages_nolock(__GFP_ACCOUNT, nid, 0)
+        # @end
     return alloc_pages_node(nid, GFP_KERNEL | __GFP_ZERO | __GFP_ACCOUNT | __GFP_NOWARN, 0)
 # @end
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..errors import InvalidArgumentError
 from ..mm.mmzone import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
-from ..series.mutants import mutant
+from ..series.mutants import fixed
 
 __GFP_DMA = 0x01
 __GFP_HIGHMEM = 0x02
@@ -113,7 +113,7 @@ def gfpflags_allow_spinning(gfp: int) -> bool:
     #~     return not allowed  # v6..v9 as posted; fixed by f90b474a3574 (S9.5.2)
     # @end
     # @since 6.15
-    if mutant("as-posted-polarity"):  # the inverted test f90b474a3574 fixed, back (series.mutants)
+    if not fixed("as-posted-polarity"):  # the inverted test f90b474a3574 fixed, back (series.mutants)
         return not allowed
     # @end
     return allowed

@@ -58,10 +58,23 @@ from ..kernel.locking.local_lock import (
     local_trylock_t,  # @since 4
     local_unlock_irqrestore,
 )
+
+# @since 6.15
+from ..kernel.locking.localtry_lock import (
+    localtry_lock_irqsave,
+    localtry_lock_t,
+    localtry_trylock_irqsave,
+    localtry_unlock_irqrestore,
+)
+
+# @end
 from ..kernel.machine import initcall
 from ..kernel.percpu import PerCpu, per_cpu_ptr, this_cpu_ptr
-from ..kernel.preempt import in_task, might_sleep, smp_processor_id
+
+#~ from ..kernel.preempt import in_task, might_sleep, smp_processor_id  # @until 6.15
+from ..kernel.preempt import in_nmi, in_task, might_sleep, smp_processor_id  # @since 6.15
 from ..kernel.sched import declare_ops, event, point, running, this_cpu
+from ..series.mutants import fixed  # @since 6.15
 
 declare_ops("try_to_free_mem_cgroup_pages", "memcg_charge_failed", "memcg_memory_event:max", "cgroup_file_notify",
             "schedule_work", "set_notify_resume", "mod_memcg_state")
@@ -202,7 +215,12 @@ class MemcgState:
         self.objcgs: dict[int, obj_cgroup] = {}
         self.memcg_stock = PerCpu("memcg_stock", nr_cpus, lambda cpu: memcg_stock_pcp())
         #~ self.stock_lock = local_lock_t(STOCK_LOCK, nr_cpus)  # @until 4
-        self.stock_lock = local_trylock_t(STOCK_LOCK, nr_cpus)  # @since 4
+        #~ self.stock_lock = local_trylock_t(STOCK_LOCK, nr_cpus)  # @since 4 @until 6.15
+        # @since 6.15
+        # 6.15-rc1 still has v7-v9's localtry_lock_t (S9.1); 6.15-rc2 brought local_trylock_t back (S9.4.1)
+        lock_type = local_trylock_t if fixed("localtry-api", kernel) else localtry_lock_t
+        self.stock_lock = lock_type(STOCK_LOCK, nr_cpus)
+        # @end
         self.int_active_memcg: list[mem_cgroup | None] = [None] * nr_cpus  # DEFINE_PER_CPU(int_active_memcg)
         self.task_memcg: dict = {}  # Task -> mem_cgroup (the kernel reaches it through the task's css_set)
         self.charged: dict[int, tuple] = {}  # pfn -> (page, objcg, nr_pages, memcg charged): the ledger
@@ -355,7 +373,7 @@ def consume_stock(memcg: mem_cgroup, nr_pages: int, gfp_mask: int) -> bool:  # @
     lock: an NMI or a re-entry) a request that may not spin gives up at once (R4.3), and one that
     may falls back to the blocking lock, as before.
     From 6.15-rc2 (51339d99c013, S9.4.3) a request that may spin takes the lock at once and only a
-    non-spinning one trylocks.
+    non-spinning one trylocks; release 6.15-rc1 keeps v9's try-first on the ``localtry_*`` API.
     """
     _check_nr(nr_pages, "consume_stock")
     if nr_pages > MEMCG_CHARGE_BATCH:
@@ -370,18 +388,19 @@ def consume_stock(memcg: mem_cgroup, nr_pages: int, gfp_mask: int) -> bool:  # @
     #~     flags = local_lock_irqsave(state.stock_lock)
     # @end
     # @since 6.15
-    if gfpflags_allow_spinning(gfp_mask):
-        flags = local_lock_irqsave(state.stock_lock)
-    else:
-        flags = local_trylock_irqsave(state.stock_lock)
-        if flags is None:
+    spin = gfpflags_allow_spinning(gfp_mask)
+    flags = None if spin and not _localtry(state) else _stock_trylock_irqsave(state)
+    if flags is None:
+        if not spin:
             return False
+        flags = _stock_lock_irqsave(state)
     # @end
     stock = this_cpu_ptr(state.memcg_stock)
     ret = memcg is stock.cached and stock.nr_pages >= nr_pages
     if ret:
         stock.nr_pages -= nr_pages
-    local_unlock_irqrestore(state.stock_lock, flags)
+    #~ local_unlock_irqrestore(state.stock_lock, flags)  # @until 6.15
+    _stock_unlock_irqrestore(state, flags)  # @since 6.15
     return ret
 
 
@@ -414,7 +433,8 @@ def refill_stock(memcg: mem_cgroup, nr_pages: int) -> None:
     _check_uncharge(state, memcg, nr_pages, "refill_stock")
     #~ flags = local_lock_irqsave(state.stock_lock)  # @until 4
     # @since 4
-    flags = local_trylock_irqsave(state.stock_lock)
+    #~ flags = local_trylock_irqsave(state.stock_lock)  # @until 6.15
+    flags = _stock_trylock_irqsave(state)  # @since 6.15
     if flags is None:
         if mem_cgroup_is_root(memcg):
             return
@@ -423,27 +443,59 @@ def refill_stock(memcg: mem_cgroup, nr_pages: int) -> None:
         return
     # @end
     __refill_stock(memcg, nr_pages)
-    local_unlock_irqrestore(state.stock_lock, flags)
+    #~ local_unlock_irqrestore(state.stock_lock, flags)  # @until 6.15
+    _stock_unlock_irqrestore(state, flags)  # @since 6.15
 
 
 def drain_local_stock() -> None:
     """Drain this CPU's stock (``drain_local_stock``, the work item of ``drain_all_stock``)."""
     state = _state()
-    flags = local_lock_irqsave(state.stock_lock)
+    #~ flags = local_lock_irqsave(state.stock_lock)  # @until 6.15
+    flags = _stock_lock_irqsave(state)  # @since 6.15
     drain_stock(this_cpu_ptr(state.memcg_stock))
-    local_unlock_irqrestore(state.stock_lock, flags)
+    #~ local_unlock_irqrestore(state.stock_lock, flags)  # @until 6.15
+    _stock_unlock_irqrestore(state, flags)  # @since 6.15
+
+
+# @since 6.15
+# The stock lock's API as the machine's release spells it: v7-v9's localtry_* on 6.15-rc1 (0aaddfb06882,
+# S9.1.1-S9.2.1), the local_lock API on the local_trylock_t type from 6.15-rc2 (51339d99c013, S9.4.1).
+def _localtry(state: MemcgState) -> bool:
+    return isinstance(state.stock_lock, localtry_lock_t)
+
+
+def _stock_lock_irqsave(state: MemcgState):
+    return (localtry_lock_irqsave if _localtry(state) else local_lock_irqsave)(state.stock_lock)
+
+
+def _stock_trylock_irqsave(state: MemcgState):
+    return (localtry_trylock_irqsave if _localtry(state) else local_trylock_irqsave)(state.stock_lock)
+
+
+def _stock_unlock_irqrestore(state: MemcgState, flags) -> None:
+    (localtry_unlock_irqrestore if _localtry(state) else local_unlock_irqrestore)(state.stock_lock, flags)
+# @end
 
 
 # --- charging -----------------------------------------------------------------------------------
-def memcg_memory_event(memcg: mem_cgroup, event_name: str) -> None:
+#~ def memcg_memory_event(memcg: mem_cgroup, event_name: str) -> None:  # @until 6.15
+def __memcg_memory_event(memcg: mem_cgroup, event_name: str, allow_spin: bool) -> None:  # @since 6.15
     """Count a ``memory.events`` entry (``MEMCG_MAX`` ...) on ``memcg`` and notify the file's pollers.
 
     The kernel's ``cgroup_file_notify`` takes the cgroup-file and kernfs-notify locks and may queue
-    work: the model records it as a ``cgroup_file_notify`` event.
+    work: the model records it as a ``cgroup_file_notify`` event.  Level 6.15 has the form of
+    "memcg: skip cgroup_file_notify if spinning is not allowed" (Shakeel Butt,
+    https://lore.kernel.org/r/20250905201606.66198-1-shakeel.butt@linux.dev; mainline id unconfirmed,
+    release 6.18 in the model; S9.13a.1): the charge passes whether it may spin, and one that may not
+    still counts the event but notifies nobody.  Before that release every event notifies.
     """
     memcg.memory_events[event_name] += 1
     event(f"memcg_memory_event:{event_name}", memcg.name)
-    event("cgroup_file_notify", memcg.name)
+    #~ event("cgroup_file_notify", memcg.name)  # @until 6.15
+    # @since 6.15
+    if allow_spin or not fixed("notify-under-nolock"):
+        event("cgroup_file_notify", memcg.name)
+    # @end
 
 
 def try_charge_memcg(memcg: mem_cgroup, gfp_mask: int, nr_pages: int) -> int:
@@ -488,14 +540,17 @@ def try_charge_memcg(memcg: mem_cgroup, gfp_mask: int, nr_pages: int) -> int:
             continue
         raised_max_event = False
         if this_cpu().task.flags & PF_MEMALLOC:  # current: the interrupted task outside task context
-            return _force(memcg, mem_over_limit, nr_pages, raised_max_event)
-        if gfpflags_allow_blocking(gfp_mask):
-            memcg_memory_event(mem_over_limit, "max")
+            #~ return _force(memcg, mem_over_limit, nr_pages, raised_max_event)  # @until 6.15
+            return _force(memcg, mem_over_limit, nr_pages, raised_max_event, gfp_mask)  # @since 6.15
+        if gfpflags_allow_blocking(gfp_mask):  # a mask that may block may spin
+            #~ memcg_memory_event(mem_over_limit, "max")  # @until 6.15
+            __memcg_memory_event(mem_over_limit, "max", True)  # @since 6.15
             raised_max_event = True
             might_sleep("try_to_free_mem_cgroup_pages")
             point("try_to_free_mem_cgroup_pages", mem_over_limit.name)
         if gfp_mask & (__GFP_NOFAIL | __GFP_HIGH):  # nomem: atomic and nofail charges go through
-            return _force(memcg, mem_over_limit, nr_pages, raised_max_event)
+            #~ return _force(memcg, mem_over_limit, nr_pages, raised_max_event)  # @until 6.15
+            return _force(memcg, mem_over_limit, nr_pages, raised_max_event, gfp_mask)  # @since 6.15
         event("memcg_charge_failed", mem_over_limit.name)
         return -ENOMEM
     if batch > nr_pages:
@@ -521,10 +576,17 @@ def _check_high(memcg: mem_cgroup, batch: int) -> None:
         memcg = parent_mem_cgroup(memcg)
 
 
-def _force(memcg: mem_cgroup, mem_over_limit: mem_cgroup, nr_pages: int, raised_max_event: bool) -> int:
+# @until 6.15
+#~ def _force(memcg: mem_cgroup, mem_over_limit: mem_cgroup, nr_pages: int, raised_max_event: bool) -> int:
+# @end
+# @since 6.15
+def _force(memcg: mem_cgroup, mem_over_limit: mem_cgroup, nr_pages: int, raised_max_event: bool,
+           gfp_mask: int) -> int:
+# @end
     # force: past the limit, and the MEMCG_MAX event is raised once either way
     if not raised_max_event:
-        memcg_memory_event(mem_over_limit, "max")
+        #~ memcg_memory_event(mem_over_limit, "max")  # @until 6.15
+        __memcg_memory_event(mem_over_limit, "max", gfpflags_allow_spinning(gfp_mask))  # @since 6.15
     page_counter_charge(memcg.memory, nr_pages)
     return 0
 
@@ -578,7 +640,16 @@ def current_obj_cgroup() -> obj_cgroup | None:
     ``mm/memcontrol.c: current_obj_cgroup``: in task context the active memcg, else the task's own
     objcg; outside task context ``int_active_memcg``, else nothing.  From a memcg, the first objcg
     walking up, stopping before root.
+
+    From 6.16 (the NMI-safe kmem charging series, Shakeel Butt,
+    https://lore.kernel.org/r/20250509232859.657525-1-shakeel.butt@linux.dev; ids and release
+    unconfirmed, S9.13a.2): on an architecture with neither NMI-safe this_cpu ops nor NMI-safe cmpxchg
+    (``Config(arch_nmi_safe=False)``, the kernel's ``CONFIG_MEMCG_NMI_UNSAFE``) nothing is charged in NMI.
     """
+    # @since 6.15
+    if in_nmi() and not running().kernel.config.arch_nmi_safe and fixed("nmi-unsafe-kmem-charge"):
+        return None
+    # @end
     state = _state()
     if in_task():
         task = this_cpu().task

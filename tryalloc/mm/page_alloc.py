@@ -58,6 +58,7 @@ from ..kernel.locking import (
     spin_trylock_irqsave,
     spin_unlock,
     spin_unlock_irqrestore,
+    spinlock_t,
 )
 from ..kernel.machine import initcall
 from ..kernel.percpu import per_cpu_ptr, this_cpu_ptr
@@ -75,7 +76,7 @@ from ..kernel.preempt import (
 from ..kernel.sched import declare_ops, event, point, running
 from ..lib.debugobjects import debug_check_no_obj_freed
 from ..lib.llist import llist_add, llist_del_all, llist_empty, llist_for_each
-from ..series.mutants import mutant
+from ..series.mutants import fixed
 from ..trace import (
     trace_mm_page_alloc,
     trace_mm_page_alloc_extfrag,
@@ -208,6 +209,10 @@ def page_alloc_init(kernel) -> None:
     # zones_with_unaccepted_pages key) and struct pages still being initialised (deferred init);
     # the model's zones are fully accepted and initialised unless a scenario says otherwise
     kernel.unaccepted_memory = False
+    kernel.unaccepted_memory_lock = spinlock_t("unaccepted_memory_lock")  # @since 6.15
+    # @since 6.15
+    kernel.nolock_gfp_warned = False  # 6.18's VM_WARN_ON_ONCE in alloc_frozen_pages_nolock
+    # @end
     kernel.deferred_pages = False
     # node_zonelists[ZONELIST_FALLBACK]: the local node first, then the others by distance
     kernel.zonelists = [[kernel.zones[(nid + i) % cfg.nr_nodes] for i in range(cfg.nr_nodes)]
@@ -419,7 +424,7 @@ def rmqueue_bulk(z: zone, order: int, count: int, lst, migratetype: int, alloc_f
         if flags is None:
             return 0
     else:
-        flags = (mutant("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
+        flags = (not fixed("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
     # @end
     i = 0
     while i < count:
@@ -458,7 +463,7 @@ def rmqueue_buddy(preferred_zone: zone, z: zone, order: int, alloc_flags: int, m
         if flags is None:
             return None
     else:
-        flags = (mutant("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
+        flags = (not fixed("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
     # @end
     page = None
     if alloc_flags & ALLOC_HIGHATOMIC:
@@ -812,6 +817,7 @@ def get_page_from_freelist(gfp: int, order: int, alloc_flags: int, ac: alloc_con
     With ``ALLOC_NOFRAGMENT`` a failed walk is retried once without it."""
     while True:
         for z in _zones_allowed(ac):
+            cond_accept_memory(z, order, alloc_flags)  # @since 6.15
             if not alloc_flags & ALLOC_NO_WATERMARKS:
                 mark = z.wmark_pages(alloc_flags & ALLOC_WMARK_MASK)
                 if not zone_watermark_ok(z, order, mark, alloc_flags):
@@ -1003,13 +1009,32 @@ def has_unaccepted_memory() -> bool:
     return running().kernel.unaccepted_memory
 
 
+# @since 6.15
+def cond_accept_memory(z: zone, order: int, alloc_flags: int) -> bool:
+    """Accept memory for the zone if any is still unaccepted (``cond_accept_memory``, v6.15: accepting
+    takes ``unaccepted_memory_lock``).  The model keeps no unaccepted pages, only the boot state
+    ``kernel.unaccepted_memory``: an ordinary caller accepts all of it at once and gains no pages the
+    walk could not already see, so this returns False.  From 6.16 (Kirill Shutemov's change,
+    https://lore.kernel.org/r/20250506112509.905147-2-kirill.shutemov@linux.intel.com; S9.8.1) an
+    ``ALLOC_TRYLOCK`` request accepts nothing here, in place of its blanket NULL in try_alloc_pages."""
+    kernel = running().kernel
+    if not kernel.unaccepted_memory or alloc_flags & ALLOC_TRYLOCK:
+        return False  # before 6.16 a trylock request never gets here with memory unaccepted
+    flags = spin_lock_irqsave(kernel.unaccepted_memory_lock)
+    kernel.unaccepted_memory = False
+    spin_unlock_irqrestore(kernel.unaccepted_memory_lock, flags)
+    return False
+# @end
+
+
 def deferred_pages_enabled() -> bool:
     """Is struct-page initialisation still running in the background (``deferred_pages_enabled``)?"""
     return running().kernel.deferred_pages
 
 
 # @since 1
-def try_alloc_pages(nid: int, order: int) -> Page | None:
+#~ def try_alloc_pages(nid: int, order: int) -> Page | None:  # @until 6.15
+def _alloc_pages_nolock(gfp_flags: int, nid: int, order: int, frozen: bool) -> Page | None:  # @since 6.15
     """Allocate from any context, never spinning: NULL when a lock is busy (patch 1, 97769a53f117).
 
     ``try_alloc_pages_noprof`` (rules R1.1-R1.17): a mask with neither reclaim bit, so
@@ -1023,21 +1048,36 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
     :func:`free_pages_nolock` and the call returns NULL.  An order outside ``0..MAX_PAGE_ORDER`` or an
     unknown node raises :class:`~tryalloc.errors.InvalidArgumentError` here, where C would just return
     NULL.
+
+    At level 6.15 this is the body every release's entry shares (``try_alloc_pages_noprof`` of 6.15,
+    ``alloc_pages_nolock_noprof`` of 6.16-6.17, ``alloc_frozen_pages_nolock_noprof`` of 6.18):
+    ``gfp_flags`` is what the entry adds to the fixed mask (``__GFP_ACCOUNT`` up to 6.17, the caller's
+    flags and ``__GFP_COMP`` from 6.18), and a ``frozen`` page keeps refcount 0 and goes back through
+    the frozen free path with ``FPI_TRYLOCK`` when its charge fails (S9.10.1).
     """
     check_order(order)
     if nid != NUMA_NO_NODE:
         check_nid(nid)
     #~ gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC  # @until 5
-    gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC | __GFP_ACCOUNT  # @since 5
+    #~ gfp = __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC | __GFP_ACCOUNT  # @since 5 @until 6.15
+    gfp = gfp_flags | __GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC  # @since 6.15
     alloc_flags = ALLOC_TRYLOCK
     # on PREEMPT_RT spin_trylock() takes the rt_mutex's raw lock (unsafe in NMI), and in hard-IRQ it would
     # make the interrupted task the lock's owner (as the kernel's comment at this check says, 97769a53f117)
     if running().kernel.config.preempt_rt and (in_nmi() or in_hardirq()):
         return None
+    # @since 6.15
+    # on UP spin_trylock cannot fail, so an NMI would walk into the lists its task holds (620b46ed6ae1)
+    if not running().kernel.config.smp and in_nmi() and fixed("nmi-on-up"):
+        return None
+    # @end
     if not pcp_allowed_order(order):
         return None
     # accepting memory and growing deferred struct pages both take locks
-    if has_unaccepted_memory():
+    #~ if has_unaccepted_memory():  # @until 6.15
+    # @since 6.15
+    if has_unaccepted_memory() and not fixed("unaccepted-memory-bail"):  # gone in 6.16 (S9.8.1)
+    # @end
         return None
     if deferred_pages_enabled():
         return None
@@ -1050,18 +1090,102 @@ def try_alloc_pages(nid: int, order: int) -> Page | None:
     # no slow path: it would reclaim, compact, wake kswapd, OOM, warn ... all of which take locks
     page = get_page_from_freelist(gfp, order, alloc_flags, ac)
     # @since 6.15
-    if page is not None and not mutant("missing-refcount"):
+    if page is not None and not frozen and fixed("missing-refcount"):
         set_page_refcounted(page)  # 2985dae1e521 (S9.6.1): the page came out frozen
     # @end
     # @since 5
     # the caller picked the memcg (set_active_memcg); a failed charge frees without spinning
-    if (memcontrol.memcg_kmem_online() and page is not None
+    #~ if (memcontrol.memcg_kmem_online() and page is not None  # @until 6.15
+    if (gfp & __GFP_ACCOUNT and memcontrol.memcg_kmem_online() and page is not None  # @since 6.15
             and memcontrol.__memcg_kmem_charge_page(page, gfp, order) != 0):
-        free_pages_nolock(page, order)
+        #~ free_pages_nolock(page, order)  # @until 6.15
+        # @since 6.15
+        if frozen:
+            __free_unref_page(page, order, FPI_TRYLOCK)  # the frozen free path (__free_frozen_pages)
+        else:
+            free_pages_nolock(page, order)
+        # @end
         page = None
     # @end
     trace_mm_page_alloc(page=page, order=order, gfp_flags=gfp, migratetype=ac.migratetype)
     return page
+# @end
+
+
+# @since 6.15
+def _release() -> str:
+    return running().kernel.config.release
+
+
+def try_alloc_pages(nid: int, order: int) -> Page | None:
+    """``try_alloc_pages(nid, order)`` as 6.15 has it (``include/linux/gfp.h`` wraps
+    ``try_alloc_pages_noprof``): the fixed mask with ``__GFP_ACCOUNT``, see :func:`_alloc_pages_nolock`.
+
+    6.16 renamed it ``alloc_pages_nolock`` ("mm: Rename try_alloc_pages() to alloc_pages_nolock()",
+    https://lore.kernel.org/r/20250517003446.60260-1-alexei.starovoitov@gmail.com; S9.9.1): a NULL means
+    no memory now, not "busy, try again".  On a machine of release 6.16 or later the old name is gone, so
+    the model raises :class:`~tryalloc.errors.InvalidArgumentError` naming the new one (C would fail to
+    link); nothing has run."""
+    if fixed("nolock-rename"):
+        raise InvalidArgumentError(f"try_alloc_pages is called alloc_pages_nolock from 6.16 on (this machine "
+                                   f"runs release {_release()}): call alloc_pages_nolock")
+    return _alloc_pages_nolock(__GFP_ACCOUNT, nid, order, frozen=False)
+
+
+def _nolock_args(args: tuple, names: tuple[str, ...]) -> tuple:
+    if len(args) != len(names) or not all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+        raise InvalidArgumentError(f"at release {_release()} the signature is alloc_pages_nolock"
+                                   f"({', '.join(names)}), ints; got {args!r}")
+    return args
+
+
+def _nolock_gfp(gfp_flags: int) -> int:
+    """6.18's mask for the nolock entries: the caller's flags (``__GFP_ACCOUNT`` is the only one meant;
+    any other gives a one-time VM warning and the allocation goes on, S9.9.2) plus ``__GFP_COMP``."""
+    kernel = running().kernel
+    if gfp_flags & ~__GFP_ACCOUNT and not kernel.nolock_gfp_warned:
+        kernel.nolock_gfp_warned = True  # VM_WARN_ON_ONCE
+        event("WARN", f"alloc_frozen_pages_nolock: gfp_flags {format_gfp(gfp_flags)} beyond __GFP_ACCOUNT")
+    return gfp_flags | __GFP_COMP
+
+
+def alloc_pages_nolock(*args: int) -> Page | None:
+    """The nolock allocator from 6.16 on; the signature depends on the release (one Python function
+    for both C prototypes, checked at the call).
+
+    6.16-6.17: ``alloc_pages_nolock(nid, order)``, :func:`try_alloc_pages` under its new name (S9.9.1).
+    6.18 on: ``alloc_pages_nolock(gfp_flags, nid, order)`` ("mm: Allow GFP_ACCOUNT to be used in
+    alloc_pages_nolock()", likely 99253de51f80, v4 at
+    https://lore.kernel.org/r/20250718021646.73353-4-alexei.starovoitov@gmail.com): the caller's flags are
+    OR'd into ``__GFP_NOWARN | __GFP_ZERO | __GFP_NOMEMALLOC | __GFP_COMP``, a bit other than
+    ``__GFP_ACCOUNT`` warns once (S9.9.2), and only ``__GFP_ACCOUNT`` gets the page charged (S9.9.3).
+    It is :func:`alloc_frozen_pages_nolock` plus the first reference (S9.10.1).  Before 6.16 the name
+    does not exist: :class:`~tryalloc.errors.InvalidArgumentError`."""
+    if not fixed("nolock-rename"):
+        raise InvalidArgumentError(f"alloc_pages_nolock is 6.16's name of try_alloc_pages (this machine runs "
+                                   f"release {_release()}): call try_alloc_pages")
+    if not fixed("nolock-gfp-argument"):
+        nid, order = _nolock_args(args, ("nid", "order"))
+        return _alloc_pages_nolock(__GFP_ACCOUNT, nid, order, frozen=False)
+    gfp_flags, nid, order = _nolock_args(args, ("gfp_flags", "nid", "order"))
+    if not fixed("frozen-nolock"):
+        return _alloc_pages_nolock(_nolock_gfp(gfp_flags), nid, order, frozen=False)
+    page = alloc_frozen_pages_nolock(gfp_flags, nid, order)
+    if page is not None and fixed("missing-refcount"):
+        set_page_refcounted(page)
+    return page
+
+
+def alloc_frozen_pages_nolock(gfp_flags: int, nid: int, order: int) -> Page | None:
+    """The nolock allocator's frozen form, 6.18 on ("mm: Introduce alloc_frozen_pages_nolock()",
+    d7242af86434, https://lore.kernel.org/r/20250718021646.73353-5-alexei.starovoitov@gmail.com; S9.10.1):
+    the page comes back with refcount 0 (for slab), and a failed charge frees it through the frozen free
+    path with ``FPI_TRYLOCK``.  Before 6.18 it does not exist: :class:`~tryalloc.errors.InvalidArgumentError`."""
+    if not fixed("frozen-nolock"):
+        raise InvalidArgumentError(f"alloc_frozen_pages_nolock arrived in 6.18 (this machine runs release "
+                                   f"{_release()})")
+    _nolock_args((gfp_flags, nid, order), ("gfp_flags", "nid", "order"))
+    return _alloc_pages_nolock(_nolock_gfp(gfp_flags), nid, order, frozen=True)
 # @end
 
 
@@ -1116,9 +1240,17 @@ def _check_free(page: Page, order: int, extra_ref: int = 0) -> None:
                                               f"is free or in use")
 
 
-def free_pages_prepare(page: Page, order: int) -> bool:
+#~ def free_pages_prepare(page: Page, order: int) -> bool:  # @until 6.15
+def __free_pages_prepare(page: Page, order: int, fpi_flags: int) -> bool:  # @since 6.15
     """Ready a page for the free lists: bad-page checks, ``mm_page_free``, memcg uncharge,
-    compound teardown, page_owner reset, poisoning.  Returns True (a bad page raises instead)."""
+    compound teardown, page_owner reset, poisoning.  Returns True (a bad page raises instead).
+
+    Until 2026 the kernel's ``free_pages_prepare(page, order)`` ignores how the page is freed.  Level
+    6.15 has the fpi-taking form of the 2026 fix ("mm/page_alloc: skip debug_check_no_{obj,locks}_freed
+    with FPI_TRYLOCK", 338ad1e84d15, https://lore.kernel.org/r/20260209062639.16577-1-harry.yoo@oracle.com;
+    S9.12.1), whose skip applies from release 2026 (:func:`~tryalloc.series.mutants.fixed`); the model
+    has no compaction or folio batch free, the FPI_NONE callers of the fix, and no lockdep
+    ``debug_check_no_locks_freed`` (only the debug-objects check, which takes a lock)."""
     _check_free(page, order)
     trace_mm_page_free(page=page, order=order)
     if memcontrol.memcg_kmem_online() and page.memcg_data:
@@ -1126,8 +1258,11 @@ def free_pages_prepare(page: Page, order: int) -> bool:
     if PageHead(page):
         clear_compound_page(page, compound_order(page))
     page_owner.reset_page_owner(page, order)
-    if running().kernel.config.debug_objects:
-        debug_check_no_obj_freed(page, order)  # spins on its hash lock, FPI_TRYLOCK or not (R2.14)
+    #~ if running().kernel.config.debug_objects:  # @until 6.15
+    # the 2026 fix 338ad1e84d15 (S9.12.1) skips it for FPI_TRYLOCK; before, it spins on its hash lock (R2.14)
+    nolock = fpi_flags & FPI_TRYLOCK and fixed("debug-checks-under-trylock")  # @since 6.15
+    if running().kernel.config.debug_objects and not nolock:  # @since 6.15
+        debug_check_no_obj_freed(page, order)
     page.mem_map.contents[page.pfn:page.pfn + (1 << order)] = bytes([CONTENT_POISON]) * (1 << order)
     return True
 
@@ -1199,6 +1334,21 @@ def add_page_to_zone_llist(z: zone, page: Page, order: int) -> None:
 # @end
 
 
+# @since 6.15
+def _rt_in_nmi_or_hardirq() -> bool:
+    return running().kernel.config.preempt_rt and (in_nmi() or in_hardirq())
+
+
+def can_spin_trylock() -> bool:
+    """May this context trylock a spinlock at all?  Not on PREEMPT_RT in NMI or hard-IRQ (the lock is an
+    rt_mutex), and not in an NMI on a uniprocessor kernel, where a trylock cannot fail.  *Proposed* in
+    2026 with Brendan Jackman's alloc-nolock fixes (not known to be merged; e.g.
+    https://lore.kernel.org/r/20260715-alloc-nolock-fixes-v1-2-fadc49952dda@google.com; S9.14.1); the
+    free path asks it only at release "proposed" (:func:`~tryalloc.series.mutants.fixed`)."""
+    return not (_rt_in_nmi_or_hardirq() or (not running().kernel.config.smp and in_nmi()))
+# @end
+
+
 def free_one_page(z: zone, page: Page, pfn: int, order: int, fpi_flags: int) -> None:
     """Free straight to buddy under ``zone->lock``; counts PGFREE.
 
@@ -1220,12 +1370,14 @@ def free_one_page(z: zone, page: Page, pfn: int, order: int, fpi_flags: int) -> 
     # @end
     # @since 6.15
     if fpi_flags & FPI_TRYLOCK:
-        flags = spin_trylock_irqsave(z.lock)
+        # proposed (S9.14.1): where a trylock is unsafe, every path defers without trying
+        unsafe = not can_spin_trylock() and fixed("trylock-where-unsafe")
+        flags = None if unsafe else spin_trylock_irqsave(z.lock)
         if flags is None:
             add_page_to_zone_llist(z, page, order)
             return
     else:
-        flags = (mutant("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
+        flags = (not fixed("second-trylock") and spin_trylock_irqsave(z.lock)) or spin_lock_irqsave(z.lock)
     # @end
     # @since 2
     if not llist_empty(z.trylock_free_pages) and not fpi_flags & FPI_TRYLOCK:
@@ -1240,7 +1392,8 @@ def free_one_page(z: zone, page: Page, pfn: int, order: int, fpi_flags: int) -> 
 
 
 def __free_pages_ok(page: Page, order: int, fpi_flags: int) -> None:
-    if free_pages_prepare(page, order):
+    #~ if free_pages_prepare(page, order):  # @until 6.15
+    if __free_pages_prepare(page, order, fpi_flags):  # @since 6.15
         free_one_page(page_zone(page), page, page.pfn, order, fpi_flags)
 
 
@@ -1256,7 +1409,8 @@ def __free_unref_page(page: Page, order: int, fpi_flags: int) -> None:  # @since
         #~ __free_pages_ok(page, order, FPI_NONE)  # @until 2
         __free_pages_ok(page, order, fpi_flags)  # @since 2
         return
-    if not free_pages_prepare(page, order):
+    #~ if not free_pages_prepare(page, order):  # @until 6.15
+    if not __free_pages_prepare(page, order, fpi_flags):  # @since 6.15
         return
     pfn = page.pfn
     migratetype = get_pfnblock_migratetype(page, pfn)
@@ -1268,7 +1422,12 @@ def __free_unref_page(page: Page, order: int, fpi_flags: int) -> None:  # @since
             return
         migratetype = MIGRATE_MOVABLE
     # @since 2
-    if fpi_flags & FPI_TRYLOCK and running().kernel.config.preempt_rt and (in_nmi() or in_hardirq()):
+    #~ if fpi_flags & FPI_TRYLOCK and running().kernel.config.preempt_rt and (in_nmi() or in_hardirq()):  # @until 6.15
+    # @since 6.15
+    # the proposal of 2026 (S9.14.1) asks can_spin_trylock(), which adds the NMI on a UP kernel
+    unsafe = not can_spin_trylock() if fixed("trylock-where-unsafe") else _rt_in_nmi_or_hardirq()
+    if fpi_flags & FPI_TRYLOCK and unsafe:
+    # @end
         add_page_to_zone_llist(z, page, order)
         return
     # @end
@@ -1324,8 +1483,9 @@ def _head_after_put(page: Page, head_before_put: bool) -> bool:
     ``put_page_testzero``: once its reference is gone the holder of the last one may free the compound
     page, which then reads as no head, and the tails would be freed a second time ("mm: page_alloc: fix
     page corruption caused by racy check in __free_pages", Feb 2023, Fixes: e320d3012d25).  The mutant
-    ``Config.mutant_racy_free_pages_head`` reads it again here, a racy read: a scheduling point."""
-    if not running().kernel.config.mutant_racy_free_pages_head:
+    ``racy-free-pages-head`` (:mod:`tryalloc.series.mutants`) reads it again here, a racy read: a
+    scheduling point."""
+    if fixed("racy-free-pages-head"):
         return head_before_put
     point("PageHead", page)
     return PageHead(page)

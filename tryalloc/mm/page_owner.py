@@ -27,12 +27,15 @@ from __future__ import annotations
 from array import array
 
 from ..errors import ConfigError, InvalidArgumentError
-from ..include.gfp import __GFP_NOWARN, format_gfp
+
+#~ from ..include.gfp import __GFP_NOWARN, format_gfp  # @until 6.15
+from ..include.gfp import __GFP_NOWARN, format_gfp, gfpflags_allow_spinning  # @since 6.15
 from ..kernel.locking import spin_lock_irqsave, spin_unlock_irqrestore, spinlock_t
 from ..kernel.machine import initcall
 from ..kernel.sched import declare_ops, event, running, this_cpu
 from ..lib import stackdepot
 from ..lib.stackdepot import DEPOT_POOL_INDEX_BITS, REFCOUNT_SATURATED
+from ..series.mutants import fixed  # @since 6.15
 
 declare_ops("kmalloc", "WARN")
 
@@ -108,8 +111,13 @@ def add_stack_record_to_list(owner: PageOwner, record, gfp_mask: int) -> None:
 
     The kernel ``kmalloc``s the list node (with ``gfp_mask``'s nested form) and then takes
     ``stack_list_lock`` with irqs saved; both may spin, whatever ``gfp_mask`` says, until the 2025 fix
-    (S9.13.1, likely c83aab85e181) skips this step for a mask that forbids spinning.
+    (S9.13.1, likely c83aab85e181; release 6.18 of the model) skips this step for a mask that forbids
+    spinning: the handle is still recorded in page_ext, the stack just stays off ``stack_list``.
     """
+    # @since 6.15
+    if not gfpflags_allow_spinning(gfp_mask) and fixed("stack-record-spins"):
+        return
+    # @end
     event("kmalloc", "stack_list node")
     flags = spin_lock_irqsave(owner.stack_list_lock)
     owner.stack_list.insert(0, record)

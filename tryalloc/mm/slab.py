@@ -3,19 +3,20 @@ page allocator.
 
 Alexei Starovoitov's ``kmalloc_nolock()`` (mm/slub.c, merged for 6.18) gives a small object in any
 context, NMI included, or NULL; it never spins on a lock: it trylocks the per-CPU slab structures
-and, when it needs a new slab, gets its pages from ``alloc_pages_nolock`` (the 6.16 name of
-``try_alloc_pages``).  Sizes above ``KMALLOC_MAX_CACHE_SIZE`` (the largest kmalloc cache, 8 KiB with
+and, when it needs a new slab, gets its pages from the nolock page allocator (``alloc_pages_nolock``,
+the 6.16 name of ``try_alloc_pages``, with 6.18's gfp argument).  The model has it from release 6.18
+(``Config(release="6.18")``).  Sizes above ``KMALLOC_MAX_CACHE_SIZE`` (the largest kmalloc cache, 8 KiB with
 4 KiB pages) get NULL: such objects would need the page allocator's large path.  ``kfree_nolock()``
 gives an object back from any context.
 
 Where the model differs: the model has no slab caches, so every object has pages of its own (order
-``get_order(size)``: the kernel's ``kmalloc_large`` shape), from :func:`try_alloc_pages` and back
-through :func:`free_pages_nolock`.  So an object costs a whole page, charged to the memcg of the
-context (``try_alloc_pages`` always accounts), and each call can fail as ``try_alloc_pages`` can (a
+``get_order(size)``: the kernel's ``kmalloc_large`` shape), from ``alloc_pages_nolock`` and back
+through :func:`free_pages_nolock`.  So an object costs a whole page, charged (with ``__GFP_ACCOUNT``)
+in whole pages to the memcg of the context, and each call can fail as the nolock allocator can (a
 busy ``zone->lock``, the memcg limit).  The model overstates what objects cost and how often their
 allocation fails, never the reverse; the BPF arena is the only user.  ``gfp_flags`` may hold
 ``__GFP_ACCOUNT`` and ``__GFP_ZERO`` (what the kernel allows besides ``__GFP_NO_OBJ_EXT``); the page
-is charged and zeroed either way.
+comes zeroed either way.
 """
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from ..errors import InvalidArgumentError
 from ..include.gfp import __GFP_ACCOUNT, __GFP_ZERO
 
 # @since 6.15
-from .page_alloc import free_pages_nolock, try_alloc_pages
+from ..kernel.sched import running
+from ..series.mutants import fixed
+from .page_alloc import alloc_pages_nolock, free_pages_nolock
 
 # @end
 
@@ -62,9 +65,13 @@ def get_order(size: int) -> int:
 # @since 6.15
 def kmalloc_nolock(size: int, gfp_flags: int, node: int) -> kmalloc_obj | None:
     """An object of ``size`` bytes, or NULL (``None``): for ``size`` 0 or above
-    :data:`KMALLOC_MAX_CACHE_SIZE`, and when ``try_alloc_pages`` fails.  Flags other than
+    :data:`KMALLOC_MAX_CACHE_SIZE`, and when ``alloc_pages_nolock`` fails.  Flags other than
     ``__GFP_ACCOUNT | __GFP_ZERO`` or a size that is not an int raise
-    :class:`~tryalloc.errors.InvalidArgumentError` (the kernel warns once and returns NULL)."""
+    :class:`~tryalloc.errors.InvalidArgumentError` (the kernel warns once and returns NULL); so does a
+    machine of a release before 6.18, which has no such function."""
+    if not fixed("nolock-gfp-argument"):
+        raise InvalidArgumentError(f"kmalloc_nolock arrived in 6.18 (this machine runs release "
+                                   f"{running().kernel.config.release})")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise InvalidArgumentError(f"kmalloc_nolock: size must be an int >= 0, got {size!r}")
     if not isinstance(gfp_flags, int) or gfp_flags & ~(__GFP_ACCOUNT | __GFP_ZERO):
@@ -73,7 +80,7 @@ def kmalloc_nolock(size: int, gfp_flags: int, node: int) -> kmalloc_obj | None:
     if not size or size > KMALLOC_MAX_CACHE_SIZE:
         return None
     order = get_order(size)
-    page = try_alloc_pages(node, order)
+    page = alloc_pages_nolock(gfp_flags & __GFP_ACCOUNT, node, order)
     return kmalloc_obj(size, page, order) if page is not None else None
 
 

@@ -1,23 +1,18 @@
-"""Historical bugs as mutants: each bug the kernel fixed after v6, as a named switch of the model.
+"""Historical bugs as mutants, and the fixes of the kernel releases: one mechanism for both.
 
-A *mutant* is one bug that was really in the kernel, kept in the model as a single guarded line at the
-place the bug was (``if mutant("second-trylock"): ...``).  With no mutant enabled -- always, unless a
-run asks -- the guarded lines do nothing and the model is the kernel as merged.  These lines are the one
-place where the model carries code known to be wrong, on purpose: they let the test suite show that it
-would have caught each bug the kernel later fixed (``tests/test_mutants.py`` runs the tests each entry
-names with the mutant on and requires them to fail), and let the book run a fix's before/after on one
-level.  A guarded line re-creates the bug in the code that replaced it, so the buggy branch and the
-fixed one stay one path.
+Each bug the kernel fixed -- after v6, and one from before the series that the search finds -- has an
+entry here: the *release* whose code has the fix (:attr:`Mutant.level`) and a name.  The kernel-shaped
+code asks :func:`fixed` at the place of the bug (``if fixed("second-trylock"): ...``): true when the
+running machine's release carries the fix (``Config(release=...)``, :data:`~tryalloc.series.rules.RELEASES`)
+and the mutant of that name is not enabled.  So the release 6.15-rc1 and the mutant "second-trylock" at
+release 6.15 are the same guarded line, one path for the buggy branch and the fixed one.
 
-Two kinds of entry, told apart by :attr:`Mutant.level`:
-
-* the bug was fixed by a level the model builds (``"6.15"``): the guarded line lives at that level and
-  :func:`enabled` puts the bug back there;
-* the bug was fixed after the last modelled level (a milestone of
-  :data:`~tryalloc.series.rules.LATER`): level 6.15 *is* the buggy code, as 6.15 was released, so
-  there is nothing to switch on (:func:`enabled` refuses).  The tests named check the fixed behaviour;
-  they are rule-marked with a rule that holds only from that milestone, so they must fail -- and do --
-  at every modelled level (``tests/test_mutants.py`` runs them and requires the failure).
+With the default release (6.15, as merged) and no mutant enabled, the model is the kernel as merged; a
+later release turns on the later fixes.  A mutant puts one bug back into a release that has its fix:
+``tests/test_mutants.py`` runs the tests each entry names with the mutant on and requires them to fail
+(the suite would have caught each bug the kernel fixed), and the book runs a fix's before/after either
+way.  At the levels before 6.15 there is no release to configure: :func:`fixed` compares the entry with
+the level itself (only the entry fixed before the series has guarded lines there).
 
 A mutant is enabled for a block with :func:`enabled`, or for a whole process with the environment
 variable ``TRYALLOC_MUTANT`` (how the mutant test runs parts of the suite in a subprocess).  An unknown
@@ -34,7 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
-from .rules import LATER, LEVELS, rule
+from ..kernel.sched import running
+from .levels import LEVEL
+from .rules import HISTORY, rule
 
 #: The environment variable that enables a mutant for a whole process.
 ENV = "TRYALLOC_MUTANT"
@@ -47,13 +44,14 @@ class Mutant:
     name
         the switch's name, used by the guarded line and by :func:`enabled`.
     rule_ids
-        the registry rules the fix established (:mod:`tryalloc.series.rules`).
+        the registry rules the fix established (:mod:`tryalloc.series.rules`); none for a bug fixed
+        before the series (its killing tests then need no rule mark).
     description
         what the bug did, in the project's words.
     citation
         the fix: mainline commit id and lore message-id of the posting.
     level
-        the level (or later milestone) whose code has the fix.
+        the first level or release (:data:`~tryalloc.series.rules.HISTORY`) whose code has the fix.
     tests
         pytest node ids, relative to the repository root, of rule-marked tests that kill the mutant.
     """
@@ -68,21 +66,31 @@ class Mutant:
     def __post_init__(self) -> None:
         for rule_id in self.rule_ids:
             rule(rule_id)  # an unknown id raises UnknownRule
-        if self.level not in LEVELS + LATER:
-            raise ConfigError(f"mutant {self.name!r}: unknown level {self.level!r}")
+        if self.level not in HISTORY:
+            raise ConfigError(f"mutant {self.name!r}: unknown level or release {self.level!r}; "
+                              f"known: {', '.join(HISTORY)}")
         if not self.tests:
             raise ConfigError(f"mutant {self.name!r} names no test that kills it")
-
-    @property
-    def switchable(self) -> bool:
-        """Does a modelled level carry the fix, so that the mutant can put the bug back?"""
-        return self.level in LEVELS
 
 
 _P1_TESTS = "tests/test_patch1.py::"
 _AFTER = "tests/test_after_v6.py::"
 
 MUTANTS: tuple[Mutant, ...] = (
+    Mutant(
+        name="racy-free-pages-head",
+        rule_ids=(),
+        description=(
+            "___free_pages reads PageHead after dropping its reference instead of before: when another "
+            "holder frees the compound page in between, the tails are freed a second time (before the "
+            "series: fixed in Feb 2023)."
+        ),
+        citation=("mm: page_alloc: fix page corruption caused by racy check in __free_pages",
+                  "Fixes: e320d3012d25"),
+        level="0",
+        tests=("tests/test_refcount_race.py::"
+               "test_reading_page_head_before_the_put_frees_a_shared_compound_page_once_in_every_order",),
+    ),
     Mutant(
         name="as-posted-polarity",
         rule_ids=("S9.5.1",),
@@ -91,7 +99,7 @@ MUTANTS: tuple[Mutant, ...] = (
             "reclaim bit count as unable to spin and the try_alloc_pages mask as able to."
         ),
         citation=("f90b474a35744b5d43009e4fab232e74a3024cae", "20250310124017.187-1-alexei.starovoitov@gmail.com"),
-        level="6.15",
+        level="6.15-rc1",
         tests=(_P1_TESTS + "test_polarity_is_fixed_at_6_15_whatever_the_switch",),
     ),
     Mutant(
@@ -102,8 +110,19 @@ MUTANTS: tuple[Mutant, ...] = (
             "since v6.14-rc1 comes out frozen, so callers get a page with refcount 0."
         ),
         citation=("2985dae1e521ee1464130902415f5863ea05dc34", "20250401032336.39657-1-alexei.starovoitov@gmail.com"),
-        level="6.15",
+        level="6.15-rc1",
         tests=(_AFTER + "test_try_alloc_pages_sets_the_refcount_of_the_frozen_page",),
+    ),
+    Mutant(
+        name="localtry-api",
+        rule_ids=("S9.4.1", "S9.4.3"),
+        description=(
+            "memcg's stock lock is v7-v9's localtry_lock_t with the localtry_* API (6.15-rc1): "
+            "consume_stock tries the lock first even when it may spin, as v9's patch 4 did."
+        ),
+        citation=("51339d99c0131bc0d16d378e9b05bc498d2967e2", "20250401005134.14433-1-alexei.starovoitov@gmail.com"),
+        level="6.15",
+        tests=("tests/test_patch4.py::test_from_6_15_a_spinning_consume_locks_at_once_and_only_a_non_spinning_one_tries",),
     ),
     Mutant(
         name="second-trylock",
@@ -129,6 +148,62 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(_AFTER + "test_unaccepted_memory_elsewhere_does_not_fail_a_nolock_allocation",),
     ),
     Mutant(
+        name="nolock-rename",
+        rule_ids=("S9.9.1",),
+        description=(
+            "The nolock allocator keeps 6.15's name try_alloc_pages, whose try_ reads as 'busy, retry': "
+            "6.16 calls it alloc_pages_nolock (an API change rather than a bug; the switch keeps the old name)."
+        ),
+        citation=("20250517003446.60260-1-alexei.starovoitov@gmail.com", "20250517134328.GA104729@cmpxchg.org"),
+        level="6.16",
+        tests=(_AFTER + "test_6_16_renames_try_alloc_pages_to_alloc_pages_nolock",),
+    ),
+    Mutant(
+        name="nolock-gfp-argument",
+        rule_ids=("S9.9.2", "S9.9.3"),
+        description=(
+            "alloc_pages_nolock takes no gfp argument and charges every page to the memcg, as before 6.18; "
+            "6.18 lets the caller ask for the charge with __GFP_ACCOUNT and makes the page compound."
+        ),
+        citation=("99253de51f80 (likely)", "20250718021646.73353-4-alexei.starovoitov@gmail.com"),
+        level="6.18",
+        tests=(_AFTER + "test_6_18_alloc_pages_nolock_takes_gfp_and_charges_only_with_gfp_account",
+               _AFTER + "test_6_18_bpf_asks_for_the_charge"),
+    ),
+    Mutant(
+        name="frozen-nolock",
+        rule_ids=("S9.10.1",),
+        description=(
+            "There is no frozen nolock allocation for slab: every page comes with its reference and a "
+            "failed charge frees it through free_pages_nolock, as before 6.18."
+        ),
+        citation=("d7242af86434", "20250718021646.73353-5-alexei.starovoitov@gmail.com"),
+        level="6.18",
+        tests=(_AFTER + "test_6_18_alloc_frozen_pages_nolock_hands_out_refcount_0_and_frees_frozen",),
+    ),
+    Mutant(
+        name="nmi-unsafe-kmem-charge",
+        rule_ids=("S9.13a.2",),
+        description=(
+            "memcg charges kmem from NMI even on an architecture without NMI-safe per-CPU or cmpxchg "
+            "operations, whose counter updates an NMI can tear (details unconfirmed)."
+        ),
+        citation=("20250509232859.657525-1-shakeel.butt@linux.dev",),
+        level="6.16",
+        tests=("tests/test_patch4.py::test_6_16_an_nmi_unsafe_arch_charges_nothing_in_nmi",),
+    ),
+    Mutant(
+        name="notify-under-nolock",
+        rule_ids=("S9.13a.1",),
+        description=(
+            "A charge that may not spin and is forced past the limit still calls cgroup_file_notify, which "
+            "takes the cgroup file and kernfs locks by spinning."
+        ),
+        citation=("20250905201606.66198-1-shakeel.butt@linux.dev",),
+        level="6.18",
+        tests=("tests/test_patch4.py::test_6_18_a_non_spinning_forced_charge_counts_max_but_notifies_nobody",),
+    ),
+    Mutant(
         name="nmi-on-up",
         rule_ids=("S9.11.1",),
         description=(
@@ -149,6 +224,32 @@ MUTANTS: tuple[Mutant, ...] = (
         citation=("338ad1e84d15078a9ae46d7dd7466329ae0bfa61", "20260209062639.16577-1-harry.yoo@oracle.com"),
         level="2026",
         tests=(_AFTER + "test_a_trylock_free_skips_the_debug_objects_check",),
+    ),
+    Mutant(
+        name="trylock-where-unsafe",
+        rule_ids=("S9.14.1",),
+        description=(
+            "Proposed in 2026, not known to be merged: an FPI_TRYLOCK free of an order the pcp does not "
+            "cache, or into an isolated pageblock, trylocks zone->lock where no trylock is safe (RT in NMI "
+            "or hard-IRQ, UP in NMI), and the pcp path checks only the RT case."
+        ),
+        citation=("20260715-alloc-nolock-fixes-v1-2-fadc49952dda@google.com",),
+        level="proposed",
+        tests=(_AFTER + "test_proposed_a_nolock_free_where_trylock_is_unsafe_never_touches_zone_lock",),
+    ),
+    Mutant(
+        name="sleepable-arena",
+        rule_ids=(),
+        description=(
+            "The BPF arena as patch 6 left it: arena->lock is a mutex, the page-pointer array comes from "
+            "kvcalloc(GFP_KERNEL) and every free takes the mutex, so a program in NMI or any atomic context "
+            "cannot use the arena's kfuncs.  Puranjay Mohan's follow-ups made them any-context (a resilient "
+            "spinlock, kmalloc_nolock arrays, deferred frees); ids from a bpf-next log, the release unconfirmed."
+        ),
+        citation=("b8467290edab", "360c35f8ffae", "CAADnVQ+uJN4z_j4RbnVS0BFATxCv_VZsFnH8k7tnS_-gMh=Rkg@mail.gmail.com"),
+        level="2026",
+        tests=("tests/test_finale.py::test_a_free_that_may_not_sleep_is_deferred_to_the_worker",
+               "tests/test_finale.py::test_the_profiler_searched_within_its_bounds_has_no_deadlock_no_corruption_and_no_nmi_wait"),
     ),
     Mutant(
         name="stack-record-spins",
@@ -175,19 +276,28 @@ def get(name: str) -> Mutant:
         raise ConfigError(f"unknown mutant {name!r}; known: {', '.join(_BY_NAME)}") from None
 
 
-def _switchable(name: str) -> str:
-    m = get(name)
-    if not m.switchable:
-        raise ConfigError(f"mutant {name!r} was fixed in {m.level}, after the last modelled level: level "
-                          f"{LEVELS[-1]} already carries the bug, so there is nothing to switch on")
-    return name
+_active: str | None = get(os.environ[ENV]).name if os.environ.get(ENV) else None
+_RANK = {name: i for i, name in enumerate(HISTORY)}
+#: Each entry's rank in HISTORY, looked up on the kernel's hot paths.
+_FIXED_IN = {m.name: _RANK[m.level] for m in MUTANTS}
 
 
-_active: str | None = _switchable(os.environ[ENV]) if os.environ.get(ENV) else None
+def fixed(name: str, kernel=None) -> bool:
+    """Does the running machine (or ``kernel``, for boot code outside a run) have the fix ``name``: its
+    release carries the fix and the mutant of that name is not enabled?  The guarded lines of the
+    kernel-shaped code ask this."""
+    if _active == name:
+        return False
+    config = (kernel or running().kernel).config
+    try:
+        # the configured release at the last level; before it there is no release to choose: the level
+        return _FIXED_IN[name] <= _RANK[getattr(config, "release", LEVEL)]
+    except KeyError:
+        raise ConfigError(f"unknown mutant {name!r}; known: {', '.join(_BY_NAME)}") from None
 
 
 def mutant(name: str) -> bool:
-    """Is the mutant ``name`` enabled?  The guarded lines in the kernel-shaped code ask this."""
+    """Is the mutant ``name`` enabled?"""
     return _active == name
 
 
@@ -200,7 +310,7 @@ def active() -> str | None:
 def enabled(name: str):
     """Run a block with the mutant ``name`` on (one at a time; the previous setting comes back after)."""
     global _active
-    _switchable(name)
+    get(name)
     before, _active = _active, name
     try:
         yield get(name)
@@ -234,7 +344,7 @@ def run_tests(tests, *, mutant_name: str | None = None, runxfail: bool = False, 
     one).  ``root`` is the repository, where the tests live (they are not part of the package); it
     defaults to the checkout this package was imported from."""
     if mutant_name is not None:
-        _switchable(mutant_name)
+        get(mutant_name)
     root = root or Path(__file__).resolve().parents[2]
     env = {key: value for key, value in os.environ.items() if key != ENV}
     if mutant_name is not None:
@@ -249,11 +359,8 @@ def run_tests(tests, *, mutant_name: str | None = None, runxfail: bool = False, 
 
 
 def kill(m: Mutant, root: Path | None = None) -> Run:
-    """Run ``m``'s tests against the bug: with the mutant on if it has a switch, else at the level as it
-    is with ``--runxfail`` (the level carries the bug).  The mutant is killed when the run fails."""
-    if m.switchable:
-        return run_tests(m.tests, mutant_name=m.name, root=root)
-    return run_tests(m.tests, runxfail=True, root=root)
+    """Run ``m``'s tests with the mutant on; the mutant is killed when the run fails."""
+    return run_tests(m.tests, mutant_name=m.name, root=root)
 
 
 def kills(root: Path | None = None) -> dict[str, Run]:

@@ -33,8 +33,15 @@ from dataclasses import dataclass
 #: The levels of the series the model exists at, oldest first: the baseline kernel (about v6.13),
 #: the six v6 patches applied in order, and 6.15 as merged with its early fixes.
 LEVELS = ("0", "1", "2", "3", "4", "5", "6", "6.15")
-#: Kernel milestones after 6.15 that rules may refer to but that the model does not (yet) build as levels.
+#: Kernel milestones after 6.15: not levels of their own, but releases the last level can be configured as.
 LATER = ("6.16", "6.18", "2026")
+#: The releases the last level can be configured as (``Config(release=...)``), oldest first: 6.15-rc1
+#: (before the rc2 fixes: the localtry_lock_t API of v7-v9 and the second trylock of zone->lock), 6.15 as
+#: released (the default, the merged code), the later milestones, and the 2026 proposals (S9.14), which are
+#: not known to be merged and are never the default.
+RELEASES = ("6.15-rc1", LEVELS[-1]) + LATER + ("proposed",)
+#: Levels and releases in one order: what came first carries fewer fixes (``series.mutants.fixed``).
+HISTORY = LEVELS[:-1] + RELEASES
 #: The kinds a rule may have.
 KINDS = ("rule", "derived", "gap", "unconfirmed", "invariant", "later")
 
@@ -66,6 +73,7 @@ class Rule:
     kind: str  # "rule" | "derived" | "gap" | "unconfirmed" | "invariant" | "later"
     cites: tuple[str, ...]  # lore message-ids, commit ids, "mm/page_alloc.c: free_one_page()" style refs
     versions: str | None = None  # series versions described when the rule holds at no modelled level
+    release: str | None = None  # for such a rule: the release of the last level it holds in (RELEASES)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -73,7 +81,11 @@ class Rule:
         if self.since is None:
             if self.until is not None or not self.versions:
                 raise ValueError(f"{self.id}: since=None needs until=None and a versions note")
+            if self.release is not None and self.release not in RELEASES:
+                raise ValueError(f"{self.id}: unknown release {self.release!r}; releases are {', '.join(RELEASES)}")
             return
+        if self.release is not None:
+            raise ValueError(f"{self.id}: only a rule that holds at no level names a release")
         _index(self.since)  # rejects unknown levels
         if self.until is not None and _index(self.until) <= _index(self.since):
             raise ValueError(f"{self.id}: until {self.until!r} is not after since {self.since!r}")
@@ -84,6 +96,18 @@ class Rule:
         if self.since is None or _index(self.since) > i:
             return False
         return self.until is None or i < _index(self.until)
+
+    @property
+    def final_release(self) -> str | None:
+        """The release of the last level in which the rule holds (``Config(release=...)``): 6.15 for a
+        rule that holds at that level, the milestone a later rule starts at, the ``release`` named by a
+        rule of no level (the v7-v9 lock API: 6.15-rc1; a proposal: ``"proposed"``), or ``None`` for a
+        rule that ended before 6.15.  A test of the rule runs at the last level under that release."""
+        if self.since is None:
+            return self.release
+        if self.holds_at(LEVELS[-1]):
+            return LEVELS[-1]
+        return self.since if self.since in LATER else None
 
 
 # --- citations --------------------------------------------------------------------------------------
@@ -989,6 +1013,7 @@ RULES: tuple[Rule, ...] = (
         kind="later",
         cites=_V7 + (f"{_LL}: localtry_lock_irqsave()",),
         versions="v7-v9 (as applied to bpf-next and in 6.15-rc1; replaced in 6.15-rc2 by S9.4.1)",
+        release="6.15-rc1",
     ),
     Rule(
         id="S9.1.2",
@@ -1003,6 +1028,7 @@ RULES: tuple[Rule, ...] = (
         kind="later",
         cites=_V7 + (f"{_LL}: localtry_trylock_irqsave()",),
         versions="v7-v9 (as applied to bpf-next and in 6.15-rc1; replaced in 6.15-rc2 by S9.4.2)",
+        release="6.15-rc1",
     ),
     Rule(
         id="S9.1.3",
@@ -1016,6 +1042,7 @@ RULES: tuple[Rule, ...] = (
         kind="later",
         cites=_V7 + (f"{_LL}: localtry_lock_irq()",),
         versions="v7-v9 (as applied to bpf-next and in 6.15-rc1; replaced in 6.15-rc2)",
+        release="6.15-rc1",
     ),
     Rule(
         id="S9.2.1",
@@ -1030,6 +1057,7 @@ RULES: tuple[Rule, ...] = (
         kind="later",
         cites=_V8 + _V9 + (f"{_LL}: localtry_trylock()",),
         versions="v9 (from the v8 review; as applied to bpf-next and in 6.15-rc1; replaced in 6.15-rc2)",
+        release="6.15-rc1",
     ),
     Rule(
         id="S9.4.1",
@@ -1292,6 +1320,7 @@ RULES: tuple[Rule, ...] = (
         kind="unconfirmed",
         cites=_INFLIGHT + (f"{_PA}: free_one_page()",),
         versions="proposed 2026-07 (Brendan Jackman, alloc-nolock-fixes)",
+        release="proposed",
     ),
     # ---- invariants: what the model keeps true on every run, derived from the rules above ----
     Rule(

@@ -1,5 +1,6 @@
 """Locks: ``raw_spinlock_t``, ``spinlock_t``, ``local_lock_t``, the resilient ``rqspinlock_t``, and
 lockdep-lite that watches the first three."""
+from . import localtry_lock  # v7-v9's localtry_lock_t, for release 6.15-rc1 (empty before level 6.15)
 from .local_lock import (
     local_lock,
     local_lock_irqsave,
@@ -28,6 +29,7 @@ from .spinlock import (
 )
 
 __all__ = [
+    "localtry_lock",
     "local_lock", "local_lock_irqsave", "local_lock_t", "local_unlock", "local_unlock_irqrestore",
     "local_trylock_irqsave", "local_trylock_t",  # @since 3
     "raw_spin_lock", "raw_spin_lock_irqsave", "raw_spin_trylock", "raw_spin_trylock_irqsave", "raw_spin_unlock",
