@@ -249,7 +249,7 @@ MUTANTS: tuple[Mutant, ...] = (
         citation=("b8467290edab", "360c35f8ffae", "CAADnVQ+uJN4z_j4RbnVS0BFATxCv_VZsFnH8k7tnS_-gMh=Rkg@mail.gmail.com"),
         level="2026",
         tests=("tests/test_finale.py::test_a_free_that_may_not_sleep_is_deferred_to_the_worker",
-               "tests/test_finale.py::test_the_profiler_searched_within_its_bounds_has_no_deadlock_no_corruption_and_no_nmi_wait"),
+               "tests/test_finale.py::test_an_nmi_on_the_arena_lock_holder_gets_null_instead_of_a_deadlock"),
     ),
     Mutant(
         name="stack-record-spins",
