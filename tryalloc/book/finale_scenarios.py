@@ -19,7 +19,7 @@ boots the machine with the any-context arena of the follow-ups after the series 
 * :func:`profiler_stress`: many seeded random schedules of a larger profiler, with totals.
 * :func:`limit_sweep`: :func:`profiler_stress` under several ``memory.max``.
 * :func:`plain_arena_lock`: the same arena with a plain raw spinlock, for the search to break.
-* :func:`nmi_blocking_waits`, :func:`loss_causes`: reading the event log.
+* :func:`nmi_blocking_waits`, :func:`loss_cause`: reading the event log.
 """
 from __future__ import annotations
 
