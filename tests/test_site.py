@@ -33,6 +33,7 @@ import pytest
 from test_book import toc_pages
 
 import tryalloc
+from tryalloc.series import kernel_source
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "_build" / "html"
@@ -395,7 +396,8 @@ def test_rule_kernel_and_glossary_links_of_the_chapters_resolve():
             assert unquote(anchor) in glossary, f"{path.name}: no glossary entry #{anchor}"
             kinds["term"] += 1
         for url in re.findall(r'class="kernel-source reference external" href="([^"]+)"', text):
-            assert re.fullmatch(r"https://elixir\.bootlin\.com/linux/v6\.1[35]/(C/ident/\w+|source/[\w./-]+(#L\d+)?)",
+            tags = "|".join(re.escape(v) for v in kernel_source.VERSIONS)
+            assert re.fullmatch(rf"https://elixir\.bootlin\.com/linux/({tags})/(C/ident/\w+|source/[\w./-]+(#L\d+)?)",
                                 url), url
             kinds["kernel"] += 1
     assert all(kinds.values()), kinds

@@ -2,8 +2,9 @@
 the API reference, so that every modelled function is one click from its C source at the exact version.
 
 :data:`DEFINED_IN` maps a kernel name (function, macro, struct member) to the file that defines it at each
-kernel version the book links: ``v6.13`` (the baseline, level 0) and ``v6.15`` (the series as merged,
-level 6.15).  A name missing at a version did not exist there (``try_alloc_pages`` before v6.15).
+kernel version the book links: ``v6.13`` (the baseline, level 0), ``v6.15`` (the series as merged,
+level 6.15), and the tags of the releases level 6.15 can run as (``v6.15-rc1``, ``v6.16``, ``v6.18``).
+A name missing at a version did not exist there (``try_alloc_pages`` before v6.15).
 
 :func:`url` builds the link.  For a name it is the source browser's identifier page at that tag
 (elixir.bootlin.com lists the definition with its file and line, and links to that line); for a file
@@ -23,13 +24,15 @@ import re
 
 from ..errors import InvalidArgumentError
 
-#: The tags the book links, oldest first; the first is the default.
-VERSIONS = ("v6.13", "v6.15")
+#: The tags the book links, oldest first; the first is the default.  The later ones serve the releases
+#: the last level can run as (``Config(release=...)``).
+VERSIONS = ("v6.13", "v6.15-rc1", "v6.15", "v6.16", "v6.18")
 BROWSER = "https://elixir.bootlin.com/linux"
 
 _PA, _MC, _PO, _SD = "mm/page_alloc.c", "mm/memcontrol.c", "mm/page_owner.c", "lib/stackdepot.c"
-_BOTH = VERSIONS
+_BOTH = ("v6.13", "v6.15")
 _NEW = ("v6.15",)
+_NOLOCK = ("v6.16", "v6.18")
 
 # name -> (file, versions where it is defined there)
 _TABLE: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -77,6 +80,14 @@ _TABLE: dict[str, tuple[str, tuple[str, ...]]] = {
     "gfpflags_allow_blocking": ("include/linux/gfp.h", _BOTH),
     "ALLOC_TRYLOCK": ("mm/internal.h", _NEW),
     "local_trylock_t": ("include/linux/local_lock_internal.h", _NEW),
+    # after 6.15: the releases of the last level
+    "localtry_lock_t": ("include/linux/local_lock_internal.h", ("v6.15-rc1",)),
+    "localtry_trylock_irqsave": ("include/linux/local_lock.h", ("v6.15-rc1",)),
+    "alloc_pages_nolock": ("include/linux/gfp.h", _NOLOCK),
+    "alloc_pages_nolock_noprof": (_PA, _NOLOCK),
+    "alloc_frozen_pages_nolock_noprof": (_PA, ("v6.18",)),
+    "cond_accept_memory": (_PA, ("v6.13", "v6.15", "v6.16")),
+    "memcg_memory_event": ("include/linux/memcontrol.h", _BOTH),
     # the free path
     "__free_pages": (_PA, _BOTH),
     "___free_pages": (_PA, _NEW),

@@ -16,7 +16,9 @@ Rule ids:
 ``since`` is the first level (from :data:`LEVELS`, or a later milestone from :data:`LATER`) at which the
 rule holds; ``until`` is the first level at which it stops holding (``None``: still holds at the last
 milestone known).  ``since=None`` marks a rule that holds at none of the modelled levels or milestones
-(the v7-v9 lock API, a merely proposed change); ``versions`` then says where it does hold.  Unless a
+(the v7-v9 lock API, a merely proposed change); ``versions`` then says where it does hold, and
+``release`` which release of the last level (:data:`RELEASES`, ``Config(release=...)``) models it.
+A rule's test runs at the last level under :attr:`Rule.final_release`.  Unless a
 statement says otherwise, rules for levels 1-6 describe the *intended* polarity of
 ``gfpflags_allow_spinning()`` (the model's ``fixed`` polarity setting); S9.5.2 describes the as-posted one.
 Where the registry had to choose a release or reading that the sources leave open, the statement says
@@ -1299,7 +1301,8 @@ RULES: tuple[Rule, ...] = (
         statement=(
             "After the May 2025 NMI-safe memcg series, architectures without NMI-safe per-CPU and atomic "
             "operations do not perform kmem charging from NMI context. Details unconfirmed; model's reading: "
-            "landed in 6.16."
+            "landed in 6.16, and current_obj_cgroup finds no objcg in NMI when the kernel has "
+            "CONFIG_MEMCG_NMI_UNSAFE (neither NMI-safe this_cpu ops nor NMI-safe cmpxchg)."
         ),
         section="9.13a",
         since="6.16",

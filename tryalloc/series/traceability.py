@@ -108,7 +108,8 @@ def holds_at(rule: Rule) -> str:
     """Where ``rule`` holds, compactly: ``"from 1"`` (and still in the latest kernel the registry knows),
     ``"1-6"``, ``"0, 6.15"``, or the versions note of a rule that holds at no modelled level."""
     if rule.since is None:
-        return rule.versions or "-"
+        modelled = f"; modelled as release {rule.release} of level {LEVELS[-1]}" if rule.release else ""
+        return (rule.versions or "-") + modelled
     order = LEVELS + LATER
     runs: list[list[str]] = []
     previous = False
