@@ -51,10 +51,14 @@ def test_no_mutant_is_on_unless_asked_and_enabled_turns_one_on_for_a_block():
     assert mutants.active() is None
 
 
+#: Entries after the series that the rule registry has no id for (the finale's any-context arena).
+UNRULED_LATER = ("sleepable-arena",)
+
+
 def test_a_bug_fixed_before_the_series_names_its_killing_tests_without_a_rule():
     for m in mutants.MUTANTS:
         if not m.rule_ids:
-            assert m.level == LEVELS[0]
+            assert m.level == LEVELS[0] or m.name in UNRULED_LATER
             assert all(_test_function(node_id) for node_id in m.tests)
 
 

@@ -142,6 +142,8 @@ _TABLE: dict[str, tuple[str, tuple[str, ...]]] = {
     "preempt_count": ("include/asm-generic/preempt.h", _BOTH),
     "llist_add": ("include/linux/llist.h", _BOTH),
     "llist_del_all": ("include/linux/llist.h", _BOTH),
+    "raw_res_spin_lock_irqsave": ("include/asm-generic/rqspinlock.h", _NEW),
+    "resilient_queued_spin_lock_slowpath": ("kernel/bpf/rqspinlock.c", _NEW),
     # BPF
     "bpf_map_alloc_pages": ("kernel/bpf/syscall.c", _BOTH),
     "arena_alloc_pages": ("kernel/bpf/arena.c", _BOTH),

@@ -240,6 +240,20 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(_AFTER + "test_proposed_a_nolock_free_where_trylock_is_unsafe_never_touches_zone_lock",),
     ),
     Mutant(
+        name="sleepable-arena",
+        rule_ids=(),
+        description=(
+            "The BPF arena as patch 6 left it: arena->lock is a mutex, the page-pointer array comes from "
+            "kvcalloc(GFP_KERNEL) and every free takes the mutex, so a program in NMI or any atomic context "
+            "cannot use the arena's kfuncs.  Puranjay Mohan's follow-ups made them any-context (a resilient "
+            "spinlock, kmalloc_nolock arrays, deferred frees); ids from a bpf-next log, the release unconfirmed."
+        ),
+        citation=("b8467290edab", "360c35f8ffae", "CAADnVQ+uJN4z_j4RbnVS0BFATxCv_VZsFnH8k7tnS_-gMh=Rkg@mail.gmail.com"),
+        level="2026",
+        tests=("tests/test_finale.py::test_a_free_that_may_not_sleep_is_deferred_to_the_worker",
+               "tests/test_finale.py::test_an_nmi_on_the_arena_lock_holder_gets_null_instead_of_a_deadlock"),
+    ),
+    Mutant(
         name="stack-record-spins",
         rule_ids=("S9.13.1",),
         description=(

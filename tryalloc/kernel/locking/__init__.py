@@ -1,4 +1,5 @@
-"""Locks: ``raw_spinlock_t``, ``spinlock_t``, ``local_lock_t``, and lockdep-lite that watches them."""
+"""Locks: ``raw_spinlock_t``, ``spinlock_t``, ``local_lock_t``, the resilient ``rqspinlock_t``, and
+lockdep-lite that watches the first three."""
 from . import localtry_lock  # v7-v9's localtry_lock_t, for release 6.15-rc1 (empty before level 6.15)
 from .local_lock import (
     local_lock,
@@ -11,6 +12,7 @@ from .local_lock import (
     local_unlock,
     local_unlock_irqrestore,
 )
+from .rqspinlock import raw_res_spin_lock_irqsave, raw_res_spin_unlock_irqrestore, rqspinlock_t
 from .spinlock import (
     raw_spin_lock,
     raw_spin_lock_irqsave,
@@ -36,4 +38,5 @@ __all__ = [
     "raw_spin_lock", "raw_spin_lock_irqsave", "raw_spin_trylock", "raw_spin_trylock_irqsave", "raw_spin_unlock",
     "raw_spin_unlock_irqrestore", "raw_spinlock_t", "spin_lock", "spin_lock_irqsave", "spin_trylock",
     "spin_trylock_irqsave", "spin_unlock", "spin_unlock_irqrestore", "spinlock_t",
+    "raw_res_spin_lock_irqsave", "raw_res_spin_unlock_irqrestore", "rqspinlock_t",
 ]
