@@ -151,3 +151,19 @@ def test_a_bad_scenario_size_is_refused():
         R.mixed_interrupts(tryalloc, nr_cpus=5)
     with pytest.raises(InvalidArgumentError, match="check_step"):
         tryalloc.explore(R.mixed_interrupts(tryalloc).setup, workers=2, check_step=I.StepInvariants())
+
+
+@pytest.mark.skipif(LEVEL != FINAL, reason="the mutants' lines live at the last level")
+def test_the_i1_check_names_the_as_posted_polarity_blocking_on_the_stock_lock():
+    """With v6's inverted gfpflags_allow_spinning() back (the mutant), the NMI's try_alloc_pages charge
+    falls back to the blocking stock lock: the per-step check stops the run at that acquire."""
+    from tryalloc.series import mutants
+
+    ref = R.memcg_stock(tryalloc)
+    with mutants.enabled("as-posted-polarity"):
+        found = R.search(tryalloc, ref, preemption_bound=0)
+        report = found.shortest
+        assert isinstance(report, InvariantError)
+        assert report.title == "I1 broken: try_alloc_pages acquires memcg_stock.stock_lock by blocking"
+        with pytest.raises(InvariantError, match="I1: CPU0/nmi inside try_alloc_pages"):
+            tryalloc.replay(ref.setup, report.replay, boot=ref.options, check_step=I.StepInvariants())
