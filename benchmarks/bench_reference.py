@@ -10,7 +10,6 @@ Every factor is printed after asserting that both searches saw the same outcomes
 import os
 import platform
 import sys
-import time
 
 from tryalloc import series
 from tryalloc.mm import reference as R
@@ -22,41 +21,28 @@ LEVELS = {
 }
 
 
-def timed(L, ref, **kw):
-    start = time.perf_counter()
-    result = R.search(L, ref, stop_on_failure=not ref.applies, **kw)
-    result.wall = time.perf_counter() - start
-    return result
-
-
 def main():
     bound = int(sys.argv[1]) if len(sys.argv) > 1 else 1
     print(f"# bench_reference.py — Python {sys.version.split()[0]} on {platform.machine()}, {os.cpu_count()} CPUs; "
           f"command: .venv/bin/python benchmarks/bench_reference.py {bound}\n")
     print(f"preemption bound {bound}; I1-I5 at every point\n")
-    print("| scenario | level | outcomes | executions without / with reduction | factor | time (s) |")
+    print("| scenario | level | outcomes | executions without / with reduction | factor | time (s, both) |")
     print("|---|---|---|---|---|---|")
     for name, levels in LEVELS.items():
         for level in levels:
-            L = series.load(level)
-            ref = R.SCENARIOS[name](L)
-            full, red = (timed(L, ref, reduce=reduce, preemption_bound=bound) for reduce in (False, True))
-            if not ref.applies:
-                report = full.shortest
-                print(f"| {name} | {level} | counterexample: {type(report).__name__} \"{report.title}\" "
-                      f"(replay {report.replay}) | {full.executions} / {red.executions} | | {full.wall:.2f} |")
+            row = R.summarize(series.load(level), name, bound)  # asserts equal outcomes where it applies
+            if not row["applies"]:
+                print(f"| {name} | {level} | counterexample: {row['kind']} \"{row['title']}\" "
+                      f"(replay {row['replay']}) | {row['executions']} / {row['reduced']} | | {row['seconds']:.2f} |")
                 continue
-            assert full.complete and red.complete and full.ok and red.ok
-            assert set(full.outcomes) == set(red.outcomes)
-            runs = red.executions + red.pruned
-            print(f"| {name} | {level} | {len(full.outcomes)} | {full.executions:,} / {runs:,} | "
-                  f"{full.executions / runs:.2f}x | {full.wall:.2f} / {red.wall:.2f} |")
+            print(f"| {name} | {level} | {row['outcomes']} | {row['executions']:,} / {row['reduced']:,} | "
+                  f"{row['executions'] / row['reduced']:.2f}x | {row['seconds']:.2f} |")
     L = series.load("6.15")
     ref = R.mixed_interrupts(L)
-    checked, plain = (timed(L, ref, reduce=False, preemption_bound=bound, invariants=inv) for inv in (True, False))
+    checked, plain = (R.search(L, ref, reduce=False, preemption_bound=bound, invariants=inv) for inv in (True, False))
     assert set(checked.outcomes) == set(plain.outcomes)
-    print(f"\nthe per-step check on (a) at 6.15: {checked.wall:.2f} s with it, {plain.wall:.2f} s without "
-          f"({checked.wall / plain.wall:.2f}x), {checked.executions:,} executions each")
+    print(f"\nthe per-step check on (a) at 6.15: {checked.seconds:.2f} s with it, {plain.seconds:.2f} s without "
+          f"({checked.seconds / plain.seconds:.2f}x), {checked.executions:,} executions each")
 
 
 if __name__ == "__main__":

@@ -242,3 +242,26 @@ def search(L, ref: Reference, *, reduce: bool = True, preemption_bound: int | No
     return L.explore(ref.setup, boot={**ref.options, **(machine or {})}, outcome=ref.outcome, reduce=reduce,
                      preemption_bound=preemption_bound, check_step=inv.StepInvariants() if invariants else None,
                      check=inv.finish, **options)
+
+
+def summarize(L, name: str, preemption_bound: int | None = 1) -> dict:
+    """Search scenario ``name`` at ``L`` without and with reduction (I1-I5 at every point) and say what
+    was found: ``level``, ``applies``, ``outcomes`` (distinct), ``executions`` (without reduction),
+    ``reduced`` (with it, the executions the reduction cut short included), ``seconds`` (both
+    searches); where the scenario does not apply yet, the shortest counterexample's ``kind`` (its
+    report class), ``title`` and ``replay``.  Where it applies, both searches are asserted complete,
+    clean and equal in outcomes (:class:`~tryalloc.errors.InvariantError` otherwise)."""
+    if name not in SCENARIOS:
+        raise InvalidArgumentError(f"summarize: no reference scenario {name!r}; known: {', '.join(NAMES)}")
+    ref = SCENARIOS[name](L)
+    full, red = (search(L, ref, reduce=reduce, preemption_bound=preemption_bound, stop_on_failure=not ref.applies)
+                 for reduce in (False, True))
+    row = dict(name=name, level=ref.level, applies=ref.applies, outcomes=len(full.outcomes),
+               executions=full.executions, reduced=red.executions + red.pruned, seconds=full.seconds + red.seconds)
+    if not ref.applies:
+        report = full.shortest
+        return {**row, "kind": type(report).__name__, "title": report.title, "replay": report.replay}
+    if not (full.complete and red.complete and full.ok and red.ok and set(full.outcomes) == set(red.outcomes)):
+        raise L.errors.InvariantError(f"{name} at level {ref.level}: {full.summary()} / {red.summary()}",
+                                      title="reference scenario: the searches disagree or found a report")
+    return row
