@@ -10,9 +10,9 @@ machine as another CPU would:
   a pcp lock, ``memcg_stock.stock_lock``, ``pool_lock`` or ``stack_list_lock`` by a context inside
   ``try_alloc_pages`` or ``free_pages_nolock``.  ``stack_list_lock`` counts only on a machine with the
   2025 page_owner fix (S9.13.1, release 6.18 of the model): the registry's reading of I1 at 6.15.
-  "Inside" is read off the running context's Python
-  frames, up to the frame that delivered it (an interrupt's frames sit on top of the interrupted
-  context's in the same greenlet); a trylock is never a violation.
+  "Inside" is read off the running context's Python frames, up to the frame that delivered it (an
+  interrupt's frames sit on top of the interrupted context's in the same greenlet); a trylock is
+  never a violation.
 * **I2** :func:`~tryalloc.mm.debug.check_invariants`: conservation (buddy + pcp + deferred llist +
   allocated = total) and no page in two places, so a deferred page handed out before its drain shows.
   It is checked at every point where no CPU holds ``zone->lock`` or a pcp lock: inside those sections

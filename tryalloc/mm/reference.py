@@ -4,7 +4,7 @@ Each scenario takes ``L``, the package as of a level (:func:`tryalloc.series.loa
 for the level it is), and returns a :class:`Reference`: the machine's options and a setup for
 ``L.explore(setup, boot=options)``, what a run leaves (its outcome), and the first level it applies
 at.  Before that level the same programs use what the level has, and the search finds the
-counterexample the patch removed (:attr:`Reference.counterexample` names its report).
+counterexample the patch removed (the reference's ``counterexample`` names its report).
 
 * :func:`mixed_interrupts` (a): CPUs allocating and freeing while a hardirq allocates and frees with
   ``GFP_ATOMIC`` and an NMI calls ``try_alloc_pages`` / ``free_pages_nolock`` (from level 1; level 1
