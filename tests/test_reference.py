@@ -54,7 +54,7 @@ def test_before_its_patch_the_search_finds_the_counterexample_and_its_replay_rep
         assert kind == ("InvariantError" if name == "memcg stock" else ref.counterexample)
         with pytest.raises(type(report)) as again:
             L.replay(ref.setup, report.replay, boot=ref.options,
-                     check_step=R.module(L, "mm.invariants").StepInvariants())
+                     check_step=L.mm.invariants.StepInvariants())
         assert again.value.title == report.title
 
 

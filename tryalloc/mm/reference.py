@@ -24,7 +24,6 @@ counterexample the patch removed (the reference's ``counterexample`` names its r
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -60,11 +59,6 @@ def _level(L) -> str:
 def _at_least(L, level: str) -> bool:
     levels = L.series.LEVELS
     return levels.index(_level(L)) >= levels.index(level)
-
-
-def module(L, name: str):
-    """``L``'s module ``name`` (``"mm.invariants"``): not every module is an attribute of its package."""
-    return importlib.import_module(f"{L.__name__}.{name}")
 
 
 def nolock_alloc(L, order: int = 0):
@@ -238,7 +232,7 @@ def search(L, ref: Reference, *, reduce: bool = True, preemption_bound: int | No
     (``invariants=False``: only the detectors, which see a bug once it happens rather than the step
     that starts it).  ``machine`` adds Kernel options (``spin_polarity="as_posted"``); ``options`` go
     to ``L.explore``."""
-    inv = module(L, "mm.invariants")
+    inv = L.mm.invariants
     return L.explore(ref.setup, boot={**ref.options, **(machine or {})}, outcome=ref.outcome, reduce=reduce,
                      preemption_bound=preemption_bound, check_step=inv.StepInvariants() if invariants else None,
                      check=inv.finish, **options)
