@@ -43,7 +43,7 @@ from .bpf import prog, syscall, arena  # noqa: E402,F401  isort: skip
 # The tools that drive the model (searches on a pool, scenarios, stress, state snapshots), reachable as
 # attributes of a loaded level like the rest.
 from .kernel import parallel, snapshot  # noqa: E402,F401  isort: skip
-from .mm import scenarios, stress  # noqa: E402,F401  isort: skip
+from .mm import invariants, reference, scenarios, stress  # noqa: E402,F401  isort: skip
 
 __version__ = "0.1.0"
 

@@ -11,7 +11,9 @@ CHESS's): every execution builds the scenario anew and replays a prefix of choic
 * :func:`replay` reruns one schedule from its replay string.
 
 A detector's report ends an execution; the search records it (with its replay string) and, unless
-told to go on, stops.  ``check(kernel, result)`` runs after every completed execution (invariants).
+told to go on, stops.  ``check(kernel, result)`` runs after every completed execution (invariants);
+``check_step(run)`` runs at every scheduling point of every execution, before the step the running
+CPU announced (per-step invariants, :mod:`tryalloc.mm.invariants`); without it the runs pay nothing.
 
 **Boot once.**  Called as ``explore(setup, boot=Config(...))`` (or ``boot=dict(nr_cpus=2, ...)``, the
 :class:`~tryalloc.kernel.machine.Kernel` options), the search boots that machine once, snapshots it
@@ -114,10 +116,11 @@ def _machine(build: Callable, boot: Config | dict | None, restore: bool) -> Call
     return restored
 
 
-def _execute(build: Callable, strategy: Strategy, check, outcome, result: ExploreResult) -> None:
+def _execute(build: Callable, strategy: Strategy, check, outcome, result: ExploreResult,
+             check_step: Callable | None = None) -> None:
     kernel = build()
     try:
-        res = kernel.run(strategy)
+        res = kernel.run(strategy, check_step=check_step)
         if check is not None:
             check(kernel, res)
         if outcome is not None:
@@ -136,7 +139,8 @@ def explore(build: Callable, *, preemption_bound: int | None = 2, max_executions
             stop_on_failure: bool = True, check: Callable | None = None,
             outcome: Callable | None = None, reduce: bool = False, progress: bool = False,
             frontier: str | os.PathLike | None = None, executor=None, workers: int | None = None,
-            split_depth: int = 6, boot: Config | dict | None = None, restore: bool = True) -> ExploreResult:
+            split_depth: int = 6, boot: Config | dict | None = None, restore: bool = True,
+            check_step: Callable | None = None) -> ExploreResult:
     """Run every schedule of ``build()`` (with ``boot``: of ``build(kernel)``) within the bounds; see the
     module docstring.
 
@@ -153,9 +157,13 @@ def explore(build: Callable, *, preemption_bound: int | None = 2, max_executions
     (:mod:`tryalloc.kernel.parallel`); ``build``, ``check`` and ``outcome`` must then be picklable.
     The result's :attr:`~ExploreResult.shortest` is the failure with the fewest choices.  ``boot`` (a
     :class:`~tryalloc.config.Config` or its keywords) boots the machine once and restores it before each
-    execution (``restore=False``: boots it anew each time); a serial search only.
+    execution (``restore=False``: boots it anew each time); a serial search only.  ``check_step(run)``
+    runs at every scheduling point (see the module docstring); a serial search only.
     """
     if executor is not None or workers is not None:
+        if check_step is not None:
+            raise InvalidArgumentError("check_step= runs in this process's scheduler: a parallel search takes "
+                                       "check= only")
         if boot is not None:
             raise InvalidArgumentError("boot= restores one machine in this process: run a parallel search with a "
                                        "picklable build() that boots its own")
@@ -172,7 +180,8 @@ def explore(build: Callable, *, preemption_bound: int | None = 2, max_executions
     start = time.perf_counter() - result.seconds
     bar = Progress(progress, result, tree)
     try:
-        prefix = search_tree(build, tree, prefix, result, max_executions, stop_on_failure, check, outcome, bar)
+        prefix = search_tree(build, tree, prefix, result, max_executions, stop_on_failure, check, outcome, bar,
+                             check_step)
     except KeyboardInterrupt:
         if frontier is not None:
             result.seconds = time.perf_counter() - start
@@ -194,12 +203,12 @@ def explore(build: Callable, *, preemption_bound: int | None = 2, max_executions
 
 
 def search_tree(build, tree: Tree, prefix, result: ExploreResult, max_executions: int,
-                stop_on_failure: bool, check, outcome, bar=None) -> list[int] | None:
+                stop_on_failure: bool, check, outcome, bar=None, check_step=None) -> list[int] | None:
     """Walk ``tree`` from ``prefix`` until it is exhausted (``None``), or until the executions
     reach ``max_executions`` or a failure stops it (the prefix to resume from)."""
     while prefix is not None and result.executions < max_executions:
         failures = len(result.failures)
-        _execute(build, tree, check, outcome, result)
+        _execute(build, tree, check, outcome, result, check_step)
         if bar is not None:
             bar.update()
         prefix = tree.next_prefix()
@@ -226,14 +235,15 @@ def random_search(build: Callable, *, seed: int = 0, executions: int = 1000, sto
     return result
 
 
-def replay(build: Callable, replay_string: str, *, boot: Config | dict | None = None) -> RunResult:
+def replay(build: Callable, replay_string: str, *, boot: Config | dict | None = None,
+           check_step: Callable | None = None) -> RunResult:
     """Rerun the schedule ``replay_string`` on a fresh ``build()`` (with ``boot``: ``build(kernel)`` on
     a freshly booted machine); it reproduces the original run event for event (and raises the same
-    report, if it raised one)."""
+    report, if it raised one; a report of the search's ``check_step`` needs the same ``check_step``)."""
     fingerprint, _ = decode(replay_string)
     kernel = _machine(build, boot, restore=False)()
     shape = (len(kernel.cpus), len(kernel._sources))
     if shape != fingerprint:
         raise ReplayError(f"replay {replay_string!r} was recorded on {fingerprint[0]} CPUs with "
                           f"{fingerprint[1]} interrupt sources; this scenario has {shape[0]} and {shape[1]}")
-    return kernel.run(Replay(replay_string))
+    return kernel.run(Replay(replay_string), check_step=check_step)

@@ -67,18 +67,21 @@ class Kernel:
             raise ContextError(f"interrupt name must be a str, got {name!r}")
         self._sources.append(Interrupt(cpu, kind, handler, budget, name))
 
-    def run(self, strategy: Strategy | None = None, *, trace: bool = True) -> RunResult:
+    def run(self, strategy: Strategy | None = None, *, trace: bool = True,
+            check_step: Callable | None = None) -> RunResult:
         """Run the spawned tasks to completion under ``strategy`` (:class:`Serial` by default).
 
         Raises a :class:`~tryalloc.errors.KernelReport` subclass if a detector fires; its ``replay``
         attribute reproduces the run.  The scenario is consumed either way, also by a run the
         strategy refuses to start (a :class:`~tryalloc.errors.TriggerError`...), which changes nothing else.
+        ``check_step(run)``, if given, runs at every scheduling point, before the announced step (a
+        per-step invariant check: it may raise a report, which ends the run like a detector's).
         """
         if not self._tasks:
             raise ContextError("nothing to run: spawn() a task on at least one CPU first")
         tasks, sources = self._tasks, self._sources
         self._tasks, self._sources = {}, []
-        run = Run(self, tasks, sources, strategy or Serial(), trace)
+        run = Run(self, tasks, sources, strategy or Serial(), trace, check_step)
         run.check()  # a run refused here leaves the machine, and the last run's log, as they were
         try:
             return run.execute()

@@ -381,7 +381,7 @@ class Run:
     """One execution of a scenario under one strategy.  Built and driven by ``Kernel.run``."""
 
     def __init__(self, kernel, tasks: dict[int, Callable[[], object]], sources: list[Interrupt],
-                 strategy: Strategy, trace: bool = True):
+                 strategy: Strategy, trace: bool = True, check_step: Callable | None = None):
         self.kernel = kernel
         self.rt = kernel.config.preempt_rt
         self.smp = kernel.config.smp
@@ -404,6 +404,18 @@ class Run:
         self.last: CPU | None = None
         self.trace = trace
         self._glets: dict[int, greenlet] = {}
+        if check_step is not None:  # an instance attribute: a run without a check pays nothing
+            self.point = self._checked_point(check_step)
+
+    def _checked_point(self, check_step: Callable) -> Callable[[str, object], None]:
+        """:meth:`point` calling ``check_step(run)`` first, at every scheduling point (forced ones too),
+        where the running CPU has announced its next step (``run.cpu.stack[-1].announced``)."""
+        point = Run.point
+
+        def checked(op: str, obj: object) -> None:
+            check_step(self)
+            point(self, op, obj)
+        return checked
 
     # the replay string identifies the scenario's shape so a foreign string is refused early
     @property

@@ -142,6 +142,10 @@ _READ = {_put_sequence: lambda target, saved: target, _put_deque: lambda target,
          _put_random: lambda target, saved: target.getstate()}
 
 
+#: The package's own modules (``tryalloc.``, or a level's copy ``tryalloc_L3.`` of :func:`tryalloc.series.load`).
+_PACKAGE = __name__.split(".")[0] + "."
+
+
 def _save(obj, where: str, compared: list, always: list, state_only: bool) -> list:
     """Record how to put ``obj`` back; return the objects inside it, to visit next."""
     if isinstance(obj, (list, array, bytearray)):
@@ -159,7 +163,7 @@ def _save(obj, where: str, compared: list, always: list, state_only: bool) -> li
     if isinstance(obj, random.Random):
         always.append((obj, obj.getstate(), _put_random, where))
         return []
-    if not type(obj).__module__.startswith("tryalloc."):
+    if not type(obj).__module__.startswith(_PACKAGE):
         raise ContextError(f"snapshot: cannot save {type(obj).__qualname__} at {where}")
     children = []
     if hasattr(obj, "__dict__"):
