@@ -173,12 +173,6 @@ RUNS_MODEL = re.compile(r"\bKernel\(|\bexplore\(|\breplay\(|\bscenarios\b|\brt_m
 NO_EXERCISES = {
     "book/run-it-yourself.md": "the how-to appendix: its one cell checks the installation, it is no experiment",
 }
-#: Chapters that run the model and still lack their exercises (issue 8).  A strict xfail: a page given
-#: its exercises fails this test until it is taken off the list.
-EXERCISES_PENDING = {
-    "book/patch6/chain.md", "book/patch6/rt.md",
-    "book/after-v6/refcount.md", "book/after-v6/zonelock.md",
-}
 
 
 def _runs_model(page: Path) -> bool:
@@ -187,17 +181,14 @@ def _runs_model(page: Path) -> bool:
 
 @pytest.mark.parametrize("page", [p for p in PAGES if _runs_model(p) and IDS[p] not in NO_EXERCISES],
                          ids=IDS.get)
-def test_every_chapter_that_runs_the_model_ends_with_exercises(page, request):
+def test_every_chapter_that_runs_the_model_ends_with_exercises(page):
     """A page that runs the model gives the reader two to four exercises to change and rerun it
     (the format is checked by test_exercises_end_the_page_and_hide_their_answers); the pages that
     may skip them are listed in NO_EXERCISES with the reason."""
-    if IDS[page] in EXERCISES_PENDING:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="exercises still to write (issue 8)"))
     text = page.read_text()
     assert "\n## Exercises\n" in text, f"{page.name} runs the model but has no exercises"
     assert 2 <= len(re.findall(r"^\*\*\d\. ", text.split("\n## Exercises\n", 1)[1], re.M)) <= 4
 
 
 def test_the_exercise_exemptions_name_pages_of_the_book():
-    assert set(NO_EXERCISES) | EXERCISES_PENDING <= set(IDS.values())
-    assert not set(NO_EXERCISES) & EXERCISES_PENDING
+    assert set(NO_EXERCISES) <= set(IDS.values())
