@@ -1079,10 +1079,11 @@ RULES: tuple[Rule, ...] = (
         id="S9.4.2",
         statement=(
             "From 6.15, local_trylock_irqsave, the preemption-only local_trylock and local_trylock_init "
-            "accept only local_trylock_t (the trylocks on a local_lock_t do not compile), and both trylocks "
-            "succeed exactly when acquired was 0. On RT both fail in NMI or hard-IRQ and otherwise "
-            "spin_trylock the per-CPU lock with migration disabled (model's reading: local_trylock takes one "
-            "argument, unconfirmed)."
+            "accept only local_trylock_t (on !RT the trylocks on a local_lock_t do not compile; on RT both "
+            "types are a spinlock_t), and both trylocks succeed exactly when acquired was 0. On RT both fail "
+            "in NMI or hard-IRQ and otherwise spin_trylock the per-CPU lock with migration disabled. "
+            "local_trylock takes the lock alone, as applied in 51339d99c013 (the first posting had a stray "
+            "flags parameter)."
         ),
         section="9.4",
         since="6.15",

@@ -190,9 +190,14 @@ def _trylock_enter(lock: local_trylock_t, op: str) -> None:
                            "active on a local_trylock_t: a holder that used local_lock() is invisible to the "
                            "trylock.", "PER-CPU DATA CORRUPTION")
     lock.active[cpu.id] = 1
+    _try_acquired(run, lock, ctx)
+
+
+def _try_acquired(run, lock: local_lock_t, ctx) -> None:
+    """A trylock succeeded: lockdep records a *try* acquisition and ``ctx`` is inside (the flag is set)."""
     if run.lockdep:
         run.kernel.lockdep.acquire(lock, ctx, trylock=True)
-    lock._holder[cpu.id] = ctx
+    lock._holder[run.cpu.id] = ctx
     ctx.held.append(lock)
     event("acquired", lock)
 

@@ -29,6 +29,7 @@ from ..sched import declare_ops, event, point, running
 from .local_lock import (
     _enter,
     _leave,
+    _try_acquired,
     local_lock,
     local_lock_irqsave,
     local_lock_t,
@@ -122,11 +123,7 @@ def _try(lt: localtry_lock_t, op: str) -> bool:
         return False
     ctx = cpu.stack[-1]
     lt.acquired[cpu.id] = 1
-    if run.lockdep:
-        run.kernel.lockdep.acquire(llock, ctx, trylock=True)
-    llock._holder[cpu.id] = ctx
-    ctx.held.append(llock)
-    event("acquired", llock)
+    _try_acquired(run, llock, ctx)
     return True
 
 
