@@ -50,6 +50,19 @@ def save_subtrees(path: str | os.PathLike, subtrees: list, result, bound: int | 
     _save(path, {"subtrees": left}, result, bound, reduce, result.skipped)
 
 
+def settle(path: str | os.PathLike | None, result, save: Callable[[], None], progress: bool):
+    """End a search: with a frontier file, a complete search removes it and an unfinished one calls
+    ``save`` to write where it stopped; with ``progress`` the summary is printed.  Returns ``result``."""
+    if path is not None:
+        if result.complete:
+            Path(path).unlink(missing_ok=True)
+        else:
+            save()
+    if progress:
+        print(result.summary())
+    return result
+
+
 def _save(path, where: dict, result, bound, reduce, skipped: int) -> None:
     data = {"format": FORMAT, "preemption_bound": bound, "reduce": reduce, **where,
             "executions": result.executions, "pruned": result.pruned, "skipped": skipped,

@@ -32,11 +32,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..config import Config
 from ..errors import InvalidArgumentError, KernelReport, ReplayError
-from .checkpoint import load_frontier, save_frontier
+from .checkpoint import load_frontier, save_frontier, settle
 from .frontier import SleepBlocked, Tree
 from .machine import Kernel
 from .progress import Progress
@@ -192,14 +191,8 @@ def explore(build: Callable, *, preemption_bound: int | None = 2, max_executions
     result.complete = prefix is None
     result.skipped = tree.skipped
     result.seconds = time.perf_counter() - start
-    if frontier is not None:
-        if result.complete:
-            Path(frontier).unlink(missing_ok=True)
-        else:
-            save_frontier(frontier, tree, result, preemption_bound, reduce)
-    if progress:
-        print(result.summary())
-    return result
+    return settle(frontier, result, lambda: save_frontier(frontier, tree, result, preemption_bound, reduce),
+                  progress)
 
 
 def search_tree(build, tree: Tree, prefix, result: ExploreResult, max_executions: int,

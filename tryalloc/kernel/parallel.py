@@ -28,10 +28,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from pathlib import Path
 
 from ..errors import InvalidArgumentError
-from .checkpoint import load_subtrees, rerun, save_subtrees
+from .checkpoint import load_subtrees, rerun, save_subtrees, settle
 from .frontier import Cut, Tree
 
 
@@ -116,14 +115,8 @@ def explore_parallel(build: Callable, *, executor, workers: int | None, split_de
                                  reduce, check, outcome, stop_on_failure, max_executions)
     result.complete = not subtrees
     result.seconds = time.perf_counter() - start
-    if frontier is not None:
-        if result.complete:
-            Path(frontier).unlink(missing_ok=True)
-        else:
-            save_subtrees(frontier, subtrees, result, preemption_bound, reduce)
-    if progress:
-        print(result.summary())
-    return result
+    return settle(frontier, result, lambda: save_subtrees(frontier, subtrees, result, preemption_bound, reduce),
+                  progress)
 
 
 def _run_subtrees(executor, workers, subtrees, result, progress, build, bound, reduce, check, outcome,
