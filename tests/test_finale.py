@@ -5,6 +5,8 @@ Tests of the any-context arena are level-bound (``levels(since="6.15")``): befor
 arena is the one patch 6 left, so they must fail there.  The resilient spinlock itself exists at every
 level.
 """
+from functools import partial
+
 import pytest
 
 import tryalloc as HERE
@@ -69,20 +71,22 @@ def test_a_resilient_spinlock_held_on_this_cpu_fails_at_once_with_edeadlk():
     assert sum(e[3] == "res_spin_deadlock" for e in res.events) == 2 and lock.owner is None
 
 
+def _take_once(k, lock):
+    """Take the resilient lock once, record what it returned in ``k.got`` and let go if it was taken."""
+    ret, flags = RQ.raw_res_spin_lock_irqsave(lock)
+    k.got.append(ret)
+    if not ret:
+        RQ.raw_res_spin_unlock_irqrestore(lock, flags)
+
+
 def test_a_resilient_spinlock_waits_for_another_cpu_in_every_schedule_and_never_spins():
     def build():
         k = machine(nr_cpus=2)
         lock = RQ.rqspinlock_t("l")
         k.got = []
 
-        def take():
-            ret, flags = RQ.raw_res_spin_lock_irqsave(lock)
-            k.got.append(ret)
-            if not ret:
-                RQ.raw_res_spin_unlock_irqrestore(lock, flags)
-
-        k.spawn(0, take)
-        k.spawn(1, take)
+        k.spawn(0, partial(_take_once, k, lock))
+        k.spawn(1, partial(_take_once, k, lock))
         return k
 
     waited = []
@@ -107,14 +111,8 @@ def test_a_resilient_spinlock_times_out_after_losing_every_try():
                 ret, flags = RQ.raw_res_spin_lock_irqsave(lock)
                 RQ.raw_res_spin_unlock_irqrestore(lock, flags)
 
-        def waiter():
-            ret, flags = RQ.raw_res_spin_lock_irqsave(lock)
-            k.got.append(ret)
-            if not ret:
-                RQ.raw_res_spin_unlock_irqrestore(lock, flags)
-
         k.spawn(0, hog)
-        k.spawn(1, waiter)
+        k.spawn(1, partial(_take_once, k, lock))
         return k
 
     found = HERE.explore(build, preemption_bound=None, outcome=lambda k, res: k.got[0])  # every schedule
